@@ -1,0 +1,1 @@
+"""The ``harm3`` command line (``main.py``) and one module per sub-command."""

@@ -1,0 +1,1 @@
+"""explain — see module docstrings."""

@@ -1,0 +1,1 @@
+"""Readers for MRI volumes, tumour masks, whole-slide images, and case manifests."""

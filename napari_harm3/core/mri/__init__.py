@@ -1,0 +1,1 @@
+"""mri — see module docstrings."""

@@ -1,0 +1,1 @@
+"""survival — see module docstrings."""

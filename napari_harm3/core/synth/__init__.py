@@ -1,0 +1,1 @@
+"""synth — see module docstrings."""

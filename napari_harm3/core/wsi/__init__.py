@@ -1,0 +1,1 @@
+"""wsi — see module docstrings."""

@@ -1,0 +1,38 @@
+"""Shared fixtures. Real scanner files live in ../shared/data (see its README); tests that
+need them skip with a reason when that folder is absent."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("HARM3_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+os.environ.setdefault("QT_API", "pyqt6")
+
+
+def pytest_configure(config):
+    try:
+        import torch
+
+        torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    except ImportError:  # pragma: no cover
+        pass
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """Root of the real test data (../shared/data); skips when absent."""
+    if not (SHARED_DATA / "real").is_dir():
+        pytest.skip(f"real test data not found at {SHARED_DATA} (see shared/data/README.md)")
+    return SHARED_DATA
+
+
+def real_file(shared: Path, relative: str) -> Path:
+    path = shared / "real" / relative
+    if not path.exists():
+        pytest.skip(f"real test file absent: {path}")
+    return path

@@ -1,0 +1,219 @@
+"""A report for a real case (TCIA STS_001 MRI + a TCGA H&E slide): PDF pages, JSON, de-identification.
+
+The survival section and the slide attention come from a real (tiny, untrained) CrossFusion
+forward pass over bags of patch features at the slide's real patch coordinates; the pCR
+numbers and Grad-CAM map are given as inputs (the report only lays them out).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+import numpy as np
+import pytest
+
+from conftest import real_file
+
+pytest.importorskip("pypdfium2")
+
+
+def _tissue_coords(slide, patch_size: int) -> np.ndarray:
+    """Level-0 (x, y) of the patches of a grid whose thumbnail pixels are not background."""
+    from napari_harm3.core.report.figures import slide_thumbnail
+
+    thumbnail, downsample = slide_thumbnail(slide, max_side=256)
+    width, height = slide.level_dimensions[0]
+    coords = []
+    for y in range(0, height - patch_size + 1, patch_size):
+        for x in range(0, width - patch_size + 1, patch_size):
+            r0, c0 = int(y / downsample), int(x / downsample)
+            side = max(1, int(patch_size / downsample))
+            if thumbnail[r0:r0 + side, c0:c0 + side].mean() < 215:
+                coords.append((x, y))
+    return np.asarray(coords, dtype=np.int64)
+
+
+def _crossfusion_result(slide):
+    """Risk, S per bin and per-scale patch attention from a real CrossFusion forward pass."""
+    import torch
+
+    from napari_harm3.core.models.crossfusion import create_model
+    from napari_harm3.core.report.figures import PatchAttention
+    from napari_harm3.core.report.results import SurvivalResult
+
+    torch.manual_seed(0)
+    model = create_model("crossfusion_tiny", backbone_dim=16)
+    coords = {mag: _tissue_coords(slide, size) for mag, size in ((5, 1024), (10, 512), (20, 256))}
+    generator = torch.Generator().manual_seed(1)
+    bags = {mag: torch.randn(1, len(c), 16, generator=generator) for mag, c in coords.items()}
+    with torch.no_grad():
+        out = model(bags[5], bags[10], bags[20], attention="scores")
+    n10 = out.attention.n10
+    final = out.attention.final[-1].first_row[0, 1:].numpy()  # class-token row over the padded grid
+    x10 = np.zeros(n10)
+    for token, weight in enumerate(final):  # padded token n10 + j repeats patch j
+        x10[token % n10 if token >= n10 else token] += weight
+    scores = {5: out.attention.cross["coarse"].received[0].numpy(), 10: x10,
+              20: out.attention.cross["fine"].received[0].numpy()}
+    attention = tuple(PatchAttention(f"CrossFusion x{mag}", coords[mag], scores[mag], size)
+                      for mag, size in ((5, 1024), (10, 512), (20, 256)))
+    return SurvivalResult(risk=float(out.risk[0]), survival_per_bin=tuple(out.survival[0].tolist()),
+                          cuts_months=(12.0, 24.0, 36.0), fold_risks=(float(out.risk[0]),), attention=attention)
+
+
+@pytest.fixture(scope="module")
+def real_report(shared_data):
+    from napari_harm3.core.io.mri import read_volume
+    from napari_harm3.core.report.build import build_report_from_results, case_summary
+    from napari_harm3.core.report.results import CaseSlide, CaseVolume, PcrResult
+    from napari_harm3.core.wsi.slide_source import open_wsi
+
+    t1 = read_volume(real_file(shared_data, "mri/sts001_nifti/t1.nii.gz"))
+    mask = read_volume(real_file(shared_data, "mri/sts001_nifti/t1_tumour_mask.nii.gz")).data > 0
+    t2_folder = real_file(shared_data, "mri/sts001_dicom/T2")
+    t2 = read_volume(t2_folder)
+    slide_path = real_file(shared_data, "wsi/tcga-cr-7395-hnsc-jp2k.svs")
+    slide = CaseSlide(str(slide_path), open_wsi(slide_path))
+    volumes = (CaseVolume("t1_pre", t1.data, t1.spacing, str(t1.source), mask=mask),
+               CaseVolume("t2_pre", t2.data, t2.spacing, str(t2_folder)))
+    centre = np.argwhere(mask).mean(axis=0)
+    grid = np.indices(t1.shape)
+    gradcam = np.exp(-sum((g - c) ** 2 / s for g, c, s in zip(grid, centre, (20.0, 300.0, 300.0))))
+    pcr = PcrResult(probability=0.62, spread=0.047, fold_probabilities=(0.55, 0.6, 0.62, 0.66, 0.67),
+                    missing_inputs=("t1_post", "t2_post"), gradcam={"t1_pre": gradcam})
+    survival = _crossfusion_result(slide.reader)
+    case = case_summary("STS_001", volumes, slide)
+    report = build_report_from_results(case, volumes, slide, pcr=pcr, survival=survival,
+                                       notes=("Survival model: tiny untrained CrossFusion (test)",),
+                                       created=datetime(2024, 5, 17, 9, 30, tzinfo=timezone.utc))
+    return report
+
+
+def _page_images(path):
+    import pypdfium2 as pdfium
+
+    document = pdfium.PdfDocument(str(path))
+    try:
+        pages = [np.asarray(document[i].render(scale=0.6).to_pil().convert("L")) for i in range(len(document))]
+        texts = [document[i].get_textpage().get_text_range() for i in range(len(document))]
+    finally:
+        document.close()
+    return pages, texts
+
+
+def test_case_summary_reads_patient_identity_from_dicom(real_report):
+    case = real_report.case
+    assert case.patient_name == "STS_001" and case.patient_id == "STS_001"
+    assert ("t2_pre", "2000-09-03") in case.study_dates
+    assert case.missing_inputs == ("t1_post", "t2_post")
+
+
+def test_key_slice_is_the_largest_tumour_cross_section(real_report, shared_data):
+    from napari_harm3.core.io.mri import read_volume
+
+    mask = read_volume(real_file(shared_data, "mri/sts001_nifti/t1_tumour_mask.nii.gz")).data > 0
+    t1 = real_report.mri_figures[0]
+    assert t1.sequence == "T1 pre" and t1.slice_reason == "largest tumour cross-section"
+    assert t1.slice_index == int(np.argmax(mask.sum(axis=(1, 2))))
+    assert np.array_equal(t1.mask, mask[t1.slice_index])
+    assert real_report.mri_figures[1].slice_reason == "volume centre"  # T2: no mask, no Grad-CAM
+
+
+def test_pdf_has_four_non_blank_pages_with_the_numbers(real_report, tmp_path):
+    from napari_harm3.core.report.render_pdf import write_report_pdf
+
+    path = write_report_pdf(real_report, tmp_path / "report.pdf")
+    pages, texts = _page_images(path)
+    assert len(pages) == 4
+    for page in pages:
+        assert page.std() > 5, "page looks blank"
+        assert (page < 128).mean() > 0.002, "page has almost no ink"
+    # the figure pages carry real pictures: MRI and slide pages are far darker than text pages
+    assert (pages[1] < 100).mean() > 0.05 and (pages[2] < 200).mean() > 0.05
+    flat = [t.replace("\r", "").replace("\n", " ") for t in texts]
+    for text in flat:
+        assert "RESEARCH USE ONLY" in text.upper() and "NOT FOR DIAGNOSTIC USE" in text.upper()
+    assert "0.620 \u00b1 0.047" in flat[0] and "0.550, 0.600, 0.620, 0.660, 0.670" in flat[0]
+    assert f"{real_report.survival.risk:.3f}" in flat[0]
+    for entry in real_report.inputs:
+        assert entry.sha256 in flat[3]
+    assert "2024-05-17" in flat[3]
+
+
+def test_json_has_the_report_object_numbers(real_report, tmp_path):
+    from napari_harm3.core.report.render_json import write_report_json
+
+    path = write_report_json(real_report, tmp_path / "report.json")
+    data = json.loads(path.read_text())
+    assert set(data) == {"schema", "research_use_notice", "deidentified", "created", "software_version", "case",
+                         "pcr", "survival", "models", "inputs", "notes", "figures"}
+    assert data["pcr"]["probability"] == real_report.pcr.probability
+    assert data["pcr"]["fold_probabilities"] == list(real_report.pcr.fold_probabilities)
+    assert data["survival"]["risk"] == real_report.survival.risk
+    assert data["survival"]["survival"] == list(real_report.survival.survival)
+    assert data["survival"]["times_months"] == [0.0, 12.0, 24.0, 36.0]
+    assert [i["sha256"] for i in data["inputs"]] == [i.sha256 for i in real_report.inputs]
+    assert data["created"] == "2024-05-17T09:30:00+00:00"
+    mri = data["figures"]["mri"][0]
+    assert mri["slice_index"] == real_report.mri_figures[0].slice_index
+    assert mri["image"]["shape"] == list(real_report.mri_figures[0].image.shape)
+    assert max(mri["image"]["preview_shape"]) <= 64
+    slide = data["figures"]["slide"]
+    assert set(slide["heatmaps"]) == {"CrossFusion x5", "CrossFusion x10", "CrossFusion x20"}
+    top = slide["top_patches"]["CrossFusion x20"]
+    attention = real_report.slide_figure.top_patches["CrossFusion x20"]
+    assert [t["score"] for t in top] == [t.score for t in attention]
+    assert top[0]["score"] == max(t["score"] for t in top)
+    assert path.stat().st_size < 1_000_000
+
+
+def test_deidentified_report_has_no_ids_names_or_dates(real_report, tmp_path):
+    from napari_harm3.core.report.deidentify import pseudonym
+    from napari_harm3.core.report.render_json import write_report_json
+    from napari_harm3.core.report.render_pdf import write_report_pdf
+
+    clean = real_report.deidentified()
+    assert clean.case.case_id == pseudonym("STS_001") == real_report.deidentified().case.case_id
+    assert clean.case.case_id != pseudonym("STS_001", salt="secret")
+    json_text = write_report_json(clean, tmp_path / "clean.json").read_text()
+    pdf = write_report_pdf(clean, tmp_path / "clean.pdf")
+    _, texts = _page_images(pdf)
+    raw_pdf = pdf.read_bytes()
+    for text in [json_text, " ".join(texts)]:
+        assert "STS_001" not in text and "sts_001" not in text.lower()
+        assert "2000-09-03" not in text and "20000903" not in text
+        assert "2024-05-17" not in text
+        assert "/work/" not in text and str(real_report.inputs[0].path) not in text
+        assert clean.case.case_id in text
+    assert b"STS_001" not in raw_pdf and b"D:2024" not in raw_pdf  # nor in the PDF metadata
+    assert [i.sha256 for i in clean.inputs] == [i.sha256 for i in real_report.inputs]
+    assert clean.pcr == real_report.pcr and clean.survival == real_report.survival
+
+
+def test_failure_mid_render_leaves_no_file(real_report, tmp_path, monkeypatch):
+    from napari_harm3.core.report import render_pdf
+
+    def broken_page(figure, report):
+        raise RuntimeError("disk full while drawing page 3")
+
+    monkeypatch.setattr(render_pdf, "slide_page", broken_page)
+    target = tmp_path / "report.pdf"
+    with pytest.raises(RuntimeError, match="page 3"):
+        render_pdf.write_report_pdf(real_report, target)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_existing_report_is_not_overwritten_silently(real_report, tmp_path):
+    from napari_harm3.core.errors import Harm3Error
+    from napari_harm3.core.report.render_json import write_report_json
+    from napari_harm3.core.report.render_pdf import write_report_pdf
+
+    for write, name in ((write_report_pdf, "r.pdf"), (write_report_json, "r.json")):
+        target = tmp_path / name
+        target.write_bytes(b"previous report")
+        with pytest.raises(Harm3Error, match="--overwrite"):
+            write(real_report, target)
+        assert target.read_bytes() == b"previous report"
+        write(real_report, target, overwrite=True)
+        assert target.read_bytes() != b"previous report"

@@ -1,0 +1,222 @@
+"""CrossFusion training, model folders, CLIs and heatmaps, on bags planted with a known signal."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from napari_harm3.core.cli.main import main
+from napari_harm3.core.explain.crossfusion_attention import explain_slide, fold_padding, paint, patch_step
+from napari_harm3.core.models.crossfusion import create_model, load_ensemble
+from napari_harm3.core.train.bags import SlideBags, read_cohort
+from napari_harm3.core.train.crossfusion_train import TrainConfig, cross_validate
+
+REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "specs" / "crossfusion-reference"
+
+
+def planted_cohort(n: int, seed: int, strength: float = 1.5, dim: int = 8):
+    """Bags whose survival follows log-hazard = strength·(coarse + fine): ``coarse`` shifts feature 0
+    of the 5× and 10× patches, ``fine`` shifts feature 1 of the 20× patches only (so the source scale
+    alone cannot see it). Weibull times, uniform censoring (as the synthetic cohort)."""
+    rng = np.random.default_rng(seed)
+    coarse, fine = rng.standard_normal(n), rng.standard_normal(n)
+    eta = strength * (coarse + fine)
+    event_time = 38 * (-np.log(rng.random(n)) * np.exp(-eta)) ** (1 / 1.2)
+    censor = rng.uniform(24, 120, n)
+    times, events = np.minimum(event_time, censor), (event_time <= censor).astype(int)
+    bags = []
+    for i in range(n):
+        n10 = int(rng.integers(16, 30))
+
+        def bag(count, column, value):
+            x = 0.5 * rng.standard_normal((count, dim)).astype(np.float32)
+            if column is not None:
+                x[:, column] += value
+            return torch.from_numpy(x)
+
+        bags.append(SlideBags(f"case{i:03d}", bag(n10 // 4 + 1, 0, coarse[i]), bag(n10, 0, coarse[i]), bag(4 * n10, 1, fine[i])))
+    return bags, times, events
+
+
+def _grid_coords(n: int, step: int) -> np.ndarray:
+    side = int(np.ceil(np.sqrt(n)))
+    return np.array([(step * (k // side), step * (k % side)) for k in range(n)], dtype=np.int64)  # x outer, y inner
+
+
+def write_cohort(folder: Path, bags, times, events, encoder="planted") -> Path:
+    for b in bags:
+        for mag, x, step in ((5, b.x5, 1024), (10, b.x10, 512), (20, b.x20, 256)):
+            base = folder / "features" / encoder / f"x{mag}"
+            (base / "pt_files").mkdir(parents=True, exist_ok=True)
+            (base / "patches").mkdir(parents=True, exist_ok=True)
+            torch.save(x.clone(), base / "pt_files" / f"{b.case_id}.pt")
+            with h5py.File(base / "patches" / f"{b.case_id}.h5", "w") as h:
+                h["coords"] = _grid_coords(len(x), step)
+    table = folder / "cohort.csv"
+    table.write_text("case_id,survival_months,event\n" + "".join(
+        f"{b.case_id},{t:.1f},{e}\n" for b, t, e in zip(bags, times, events)))
+    return table
+
+
+@pytest.mark.slow
+def test_learns_the_planted_signal_and_needs_the_fine_scale():
+    torch.set_num_threads(1)
+    bags, times, events = planted_cohort(60, seed=0)
+    common = dict(model="crossfusion_tiny", epochs=4, lr=1e-3, accumulation=4, folds=5, seed=0, device="cpu")
+    full = cross_validate(bags, times, events, TrainConfig(model_overrides={"embed_dim": 16}, **common))
+    source = cross_validate(bags, times, events, TrainConfig(model_overrides={"embed_dim": 16, "scales": "source"}, **common))
+    c_full, c_source = full.cindex_mean_sd[0], source.cindex_mean_sd[0]
+    print(f"C-index all scales {np.round(full.cindices, 3)} mean {c_full:.3f}; "
+          f"source only {np.round(source.cindices, 3)} mean {c_source:.3f}")
+    assert c_full >= 0.75
+    assert c_full > c_source + 0.03
+    # each fold's bins come from its own training part only
+    for fold in full.folds:
+        assert len(fold.cuts) == 3 and np.all(np.diff(fold.cuts) > 0)
+
+
+def test_cli_train_survival_and_model_folder(tmp_path, capsys):
+    torch.set_num_threads(1)
+    bags, times, events = planted_cohort(20, seed=1, dim=6)
+    table = write_cohort(tmp_path / "cohort", bags, times, events)
+    config = tmp_path / "train.json"
+    config.write_text(json.dumps({"model": "crossfusion_tiny", "model_overrides": {"embed_dim": 8, "num_heads": 2},
+                                  "accumulation": 4, "lr": 1e-3, "encoder": "planted"}))
+    out = tmp_path / "model"
+    assert main(["train", "crossfusion", str(table), "--out", str(out), "--folds", "2", "--epochs", "1",
+                 "--config", str(config)]) == 0
+    card = json.loads((out / "card.json").read_text())
+    assert card["kind"] == "crossfusion" and card["inputs"]["encoder"] == "planted"
+    assert len(card["bin_edges_months"]) == 2 and all(len(e) == 3 for e in card["bin_edges_months"])
+    assert len(card["weights"]) == 2 and len(card["deviations"]) >= 3
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert len(metrics["cindex_per_fold"]) == 2 and 0 <= metrics["km_out_of_fold"]["logrank_p"] <= 1
+    assert (out / "km.png").stat().st_size > 1000 and (out / "cindex.png").is_file()
+    # the edges are quartiles of each training fold's uncensored times
+    cohort = read_cohort(table)
+    assert all(min(e) > 0 and max(e) < cohort.times.max() for e in card["bin_edges_months"])
+
+    # one slide through the ensemble
+    feats = tmp_path / "cohort" / "features" / "planted"
+    files = [str(feats / f"x{m}" / "pt_files" / "case000.pt") for m in (5, 10, 20)]
+    report = tmp_path / "slide.json"
+    assert main(["survival", str(out), "--x5", files[0], "--x10", files[1], "--x20", files[2], "--json", str(report)]) == 0
+    pred = json.loads(report.read_text())
+    models, _ = load_ensemble(out)
+    with torch.no_grad():
+        direct = [float(m(bags[0].x5[None], bags[0].x10[None], bags[0].x20[None]).risk) for m in models]
+    assert pred["risk"] == pytest.approx(np.mean(direct), abs=1e-6)
+    assert pred["times_months"][0] == 0 and pred["survival_mean"][0] == 1.0
+    assert np.all(np.diff(pred["survival_mean"]) <= 1e-9)
+    assert "risk" in capsys.readouterr().out
+
+    # tampered weights are refused
+    weight = out / "weights" / "fold0.safetensors"
+    weight.write_bytes(weight.read_bytes()[:-1] + b"\x00")
+    assert main(["survival", str(out), "--x5", files[0], "--x10", files[1], "--x20", files[2]]) == 2
+
+
+def test_import_authors_checkpoint_and_run_it(tmp_path):
+    from safetensors.torch import load_file
+
+    if not (REFERENCE / "proj-weights.safetensors").is_file():
+        pytest.skip("reference vectors absent")
+    weights, io = load_file(str(REFERENCE / "proj-weights.safetensors")), load_file(str(REFERENCE / "proj-io.safetensors"))
+    ckpt = tmp_path / "s_0_checkpoint.pt"
+    torch.save(weights, ckpt)
+    out = tmp_path / "imported"
+    assert main(["import-crossfusion", str(ckpt), "--backbone-dim", "96", "--out", str(out),
+                 "--bin-edges", "9.5,21,40"]) == 0
+    assert main(["import-crossfusion", str(ckpt), "--backbone-dim", "1024", "--out", str(tmp_path / "x")]) == 2
+    paths = {}
+    for key in ("x5", "x10", "x20"):
+        paths[key] = tmp_path / f"{key}.pt"
+        torch.save(io[key][0].clone(), paths[key])
+    report = tmp_path / "pred.json"
+    assert main(["survival", str(out), "--x5", str(paths["x5"]), "--x10", str(paths["x10"]), "--x20", str(paths["x20"]),
+                 "--json", str(report)]) == 0
+    pred = json.loads(report.read_text())
+    assert np.allclose(pred["hazards_per_fold"][0], io["hazards"][0].numpy(), atol=1e-5)
+    assert np.allclose(pred["survival_per_fold"][0], io["survival"][0].numpy(), atol=1e-5)
+    assert pred["times_months"] == [0, 9.5, 21, 40]
+
+
+def test_padding_folds_back_onto_the_repeated_patches():
+    scores = np.arange(16.0)  # 10 patches on a 4 × 4 grid: tokens 10..15 repeat patches 0..5
+    folded = fold_padding(scores, 10)
+    assert folded.tolist() == [0 + 10, 1 + 11, 2 + 12, 3 + 13, 4 + 14, 5 + 15, 6, 7, 8, 9]
+
+
+def test_paint_places_patches_at_level0():
+    coords = np.array([[1000, 2000], [1512, 2000], [1000, 2512]])
+    layer = paint("x", 20, coords, np.array([1.0, 0.5, 0.25]), patch_size_level0=512, oversample=4)
+    assert layer.data.shape == (8, 8) and layer.scale == (128, 128)
+    assert np.all(layer.data[:4, :4] == 1.0) and np.all(layer.data[:4, 4:] == 0.5)
+    assert np.all(layer.data[4:, :4] == 0.25) and np.all(layer.data[4:, 4:] == 0)
+    # raster pixel (0, 0) covers level-0 rows/cols [2000, 2128) × [1000, 1128): its centre
+    assert layer.translate == (2000 + 63.5, 1000 + 63.5)
+    assert patch_step(coords) == 512
+
+
+def test_heatmaps_find_the_planted_patch():
+    """A model whose fine cross-attention keys on feature 0 must rank the 20× patch with the
+    largest feature 0 first, at that patch's coordinates."""
+    torch.manual_seed(0)
+    model = create_model("crossfusion_tiny", backbone_dim=32, embed_dim=32, num_heads=4)
+    attn = model.cross["fine"].attn
+    with torch.no_grad():
+        model.cross["fine"].scale_embedding.zero_()
+        attn.q.weight.zero_()
+        attn.q.bias.zero_()
+        attn.q.bias[0] = 40.0  # every query points along feature 0 (head 0)
+        attn.k.weight.copy_(torch.eye(32))
+        attn.k.bias.zero_()
+    x5, x10, x20 = torch.randn(3, 32), torch.randn(11, 32), torch.randn(44, 32)
+    x20[:, 0] = 0.0
+    x20[17, 0] = 3.0
+    coords = {5: _grid_coords(3, 1024) + 7, 10: _grid_coords(11, 512), 20: _grid_coords(44, 256)}
+    assert isinstance(model.project["fine"], torch.nn.Identity)  # backbone = embed: features pass as they are
+    explanation = explain_slide([model, model], x5, x10, x20, coords, top_k=3)
+    best = explanation.top["x20_cross"][0]
+    assert best.index == 17 and (best.x, best.y) == tuple(coords[20][17])
+    assert set(explanation.layers) == {"x5_cross", "x20_cross", "x10_coarse", "x10_source", "x10_fine", "x10_final"}
+    for name, values in explanation.scores.items():
+        assert values.min() >= 0 and values.max() <= 1
+        assert len(values) == {5: 3, 10: 11, 20: 44}[explanation.layers[name].magnification]
+    assert explanation.layers["x5_cross"].scale == (256, 256)  # 1024-px 5× patches, oversampled 4×
+
+
+@pytest.fixture(scope="session")
+def synthetic_cohort(tmp_path_factory):
+    """60 phantom patients (harm3 synth) with texture_stats features from the slide pipeline, made once."""
+    from napari_harm3.core.synth.cohort import make_cohort
+    from napari_harm3.core.train.bags import ensure_features, load_cohort_bags
+
+    folder = tmp_path_factory.mktemp("crossfusion-synth")
+    cohort = read_cohort(make_cohort(folder, 60, seed=7))
+    ensure_features(cohort, folder / "features", "texture_stats")
+    return cohort, load_cohort_bags(cohort, folder / "features", "texture_stats")
+
+
+@pytest.mark.slow
+def test_learns_the_synthetic_cohort(synthetic_cohort):
+    from napari_harm3.core.survival.metrics import concordance_index
+    from napari_harm3.core.synth.latent import case_seed, draw_latents
+
+    torch.set_num_threads(1)
+    cohort, bags = synthetic_cohort
+    oracle = concordance_index(cohort.times, [draw_latents(case_seed(7, i)).log_hazard for i in range(len(cohort))],
+                               cohort.events)
+    common = dict(model="crossfusion_tiny", epochs=6, lr=1e-3, accumulation=4, folds=5, seed=0, device="cpu")
+    full = cross_validate(bags, cohort.times, cohort.events, TrainConfig(model_overrides={"embed_dim": 16}, **common))
+    source = cross_validate(bags, cohort.times, cohort.events,
+                            TrainConfig(model_overrides={"embed_dim": 16, "scales": "source"}, **common))
+    c_full, c_source = full.cindex_mean_sd[0], source.cindex_mean_sd[0]
+    print(f"oracle (true log-hazard) C {oracle:.3f}; all scales {c_full:.3f}; source only {c_source:.3f}")
+    assert c_full >= 0.75, f"C-index {c_full:.3f} (the true log-hazard itself reaches {oracle:.3f})"
+    assert c_full > c_source

@@ -1,0 +1,1 @@
+"""Predictions of trained models on one case (pure core: no Qt, no napari)."""

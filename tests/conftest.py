@@ -36,3 +36,12 @@ def real_file(shared: Path, relative: str) -> Path:
     if not path.exists():
         pytest.skip(f"real test file absent: {path}")
     return path
+
+
+@pytest.hookimpl(tryfirst=True, hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Expose each phase's report as ``item.rep_setup/rep_call/rep_teardown``: napari's
+    ``make_napari_viewer`` fixture reads ``rep_call`` to skip its leak check after a failure."""
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)

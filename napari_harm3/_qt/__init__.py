@@ -1,0 +1,14 @@
+"""Qt side of napari-harm3: the case panel, the linked MRI grid, the slide minimap.
+
+This package is the only place that imports ``qtpy`` / ``napari.qt``. Importing it imports
+nothing; each module pulls in Qt when it is imported itself.
+
+- :mod:`.linking` — :class:`ViewerLink`, a Qt-free controller that keeps several
+  ``napari.components.ViewerModel`` s on the same world position (slice, pan, zoom).
+- :mod:`.mri_grid` — :class:`MriGrid`, four linked ``QtViewer`` panels (T1/T2 pre/post).
+- :mod:`.slide_view` — :class:`SlideView` (the slide in a napari viewer, µm scale bar, mpp)
+  and its :class:`SlideMinimap`.
+- :mod:`.case_panel` — :class:`CasePanel`, the dock widget of the manifest.
+- :mod:`.app` — open napari on a case, wait for it, write screenshots (``harm3 demo/view``).
+- :mod:`.images` — screenshots (RGBA arrays) to PNG, atomically.
+"""

@@ -1,0 +1,120 @@
+"""Open napari with the case panel on a case — the body of ``harm3 demo`` and ``harm3 view``.
+
+:func:`open_case_window` makes the window (napari viewer = the slide viewer, case panel and
+linked MRI grid docked) and starts reading the case; :func:`wait_for_case` runs the Qt event
+loop until the case is shown (or failed); :func:`write_screenshots` writes the MRI grid and the
+slide viewer as PNG. The CLI imports this module inside its handlers only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Optional
+
+from ..core.errors import Harm3Error
+
+#: hooks run after the case is shown, in order: ``hook(viewer, panel, out_dir) -> list[Path]``.
+#: The model runs (HARM3-Fusion pCR, CrossFusion survival), their overlays and the report
+#: export plug in here (see ``napari_harm3.core.cli.demo``); each returns the files it wrote.
+CaseHook = Callable[[object, object, Optional[Path]], list]
+
+WINDOW_SIZE = (1800, 1100)
+
+
+def open_case_window(source=None, files: Optional[dict] = None, mpp: Optional[float] = None,
+                     show: bool = True, title: str = "napari-harm3"):
+    """A napari viewer with the case panel docked, reading ``source`` (manifest) or ``files``.
+
+    Returns ``(viewer, panel)``; the case arrives asynchronously (see :func:`wait_for_case`).
+    """
+    import napari
+
+    from qtpy.QtWidgets import QApplication
+
+    from .case_panel import CasePanel
+
+    viewer = napari.Viewer(title=title, show=show)
+    viewer.window.resize(*WINDOW_SIZE)
+    panel = CasePanel(viewer)
+    viewer.window.add_dock_widget(panel, name="HARM3 case", area="right")
+    QApplication.processEvents()  # lay out the window before the grid dock takes its share
+    panel.show_grid()
+    if mpp is not None:
+        panel.case_loaded.connect(_apply_mpp_once(panel, mpp))
+    if source is not None:
+        panel.open_case(source)
+    elif files:
+        panel.open_files(files, slide_mpp=mpp)
+    return viewer, panel
+
+
+def _apply_mpp_once(panel, mpp: float):
+    def apply(_layers=None) -> None:
+        if panel.slide_view.layer is not None and panel.slide_view.mpp is None:
+            panel.set_mpp(mpp)
+
+    return apply
+
+
+def wait_for_case(panel, timeout_s: float = 600.0):
+    """Run the Qt event loop until the panel shows a case; :class:`Harm3Error` if it failed."""
+    from qtpy.QtCore import QEventLoop, QTimer
+
+    if panel.case_layers is not None and panel.worker is None:
+        return panel.case_layers
+    outcome: dict = {}
+    loop = QEventLoop()
+
+    def loaded(layers):
+        outcome["layers"] = layers
+        loop.quit()
+
+    def failed(message):
+        outcome["error"] = message
+        loop.quit()
+
+    panel.case_loaded.connect(loaded)
+    panel.case_failed.connect(failed)
+    timer = QTimer()
+    timer.setSingleShot(True)
+    timer.timeout.connect(loop.quit)
+    timer.start(int(timeout_s * 1000))
+    try:
+        loop.exec()
+    finally:
+        timer.stop()
+        panel.case_loaded.disconnect(loaded)
+        panel.case_failed.disconnect(failed)
+    if "error" in outcome:
+        raise Harm3Error(outcome["error"])
+    if "layers" not in outcome:
+        raise Harm3Error(f"the case was not read within {timeout_s:.0f} s")
+    return outcome["layers"]
+
+
+def settle(viewer, panel) -> None:
+    """Let Qt lay out and draw the windows (before screenshots)."""
+    from qtpy.QtWidgets import QApplication
+
+    for _ in range(3):
+        QApplication.processEvents()
+    panel.grid.reset_view()
+    viewer.reset_view()
+    QApplication.processEvents()
+
+
+def write_screenshots(viewer, panel, out_dir, overwrite: bool = True, scale: float = 1.0) -> list[Path]:
+    """PNG pictures of the MRI grid, the slide viewer and the whole window into ``out_dir``."""
+    from .images import save_png
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    settle(viewer, panel)
+    written = [out_dir / "mri_grid.png"]
+    save_png(panel.grid.screenshot(scale=scale), written[0], overwrite=overwrite)
+    if panel.slide_view.layer is not None:
+        written.append(out_dir / "slide_viewer.png")
+        save_png(panel.slide_view.screenshot(), written[-1], overwrite=overwrite)
+    written.append(out_dir / "window.png")
+    save_png(viewer.screenshot(canvas_only=False, flash=False), written[-1], overwrite=overwrite)
+    return written

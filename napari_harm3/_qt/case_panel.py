@@ -1,0 +1,375 @@
+"""The case panel: open a case (manifest or files one by one) and drive both viewers.
+
+``CasePanel(napari_viewer)`` is the manifest's widget command. It owns
+
+- the **linked MRI grid** (:class:`~napari_harm3._qt.mri_grid.MriGrid`), docked into the
+  napari window (float it to get its own window);
+- the **slide viewer**: the napari viewer the panel is docked in shows the slide (µm scale
+  bar, minimap dock, µm/px field for slides without mpp) via :class:`SlideView`.
+
+Reading runs in a napari ``thread_worker`` around :func:`napari_harm3._layers.load_case_layers`;
+the layers are added in the worker's ``returned`` handler. A bad file becomes a notification
+with the core error's one line; the viewer keeps running.
+
+Extension point: the panel is a ``QTabWidget``; the next workflow widgets (model runs,
+results, overlays, report export) are added with :meth:`CasePanel.add_tab` and read the open
+case from :attr:`CasePanel.case` / :attr:`CasePanel.case_layers`; they put overlays into the
+MRI panels with ``panel.grid.add_overlay(sequence, data, affine=…, kind=…)`` and listen to
+:attr:`CasePanel.case_loaded`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+from napari.qt.threading import thread_worker
+from napari.utils.notifications import show_error, show_info, show_warning
+from qtpy.QtCore import Qt, Signal
+from qtpy.QtWidgets import (
+    QDockWidget,
+    QMainWindow,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..core.errors import Cancelled
+from ..core.progress import CancelToken
+from .._layers import SEQUENCE_TITLES, CaseLayers, load_case_layers
+from .mri_grid import MriGrid
+from .slide_view import MPP_MISSING_MESSAGE, SlideView
+
+#: file pickers of the "files one by one" form: key → label
+FILE_FIELDS = {**SEQUENCE_TITLES, "mask": "Tumour mask", "slide": "Slide"}
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def case_from_files(files: dict, case_id: str = "", slide_mpp: Optional[float] = None):
+    """A :class:`~napari_harm3.core.io.case.Case` from files picked one by one (no manifest)."""
+    from ..core.io.case import Case
+
+    mri = {k: str(v) for k, v in files.items() if k in SEQUENCE_TITLES and v}
+    masks = {}
+    if files.get("mask"):
+        first = next(iter(mri), "t1_pre")
+        masks[first] = str(files["mask"])
+    some = next((Path(v) for v in files.values() if v), Path.cwd())
+    root = some.parent
+    return Case(case_id=case_id or root.name, root=root, mri=mri, masks=masks,
+                slide=Path(files["slide"]) if files.get("slide") else None, slide_mpp=slide_mpp)
+
+
+def _read_case(source, progress=None) -> CaseLayers:
+    """Worker body: a manifest path or a Case → CaseLayers (pure core + glue)."""
+    from ..core.io.case import load_case
+
+    case = load_case(source) if isinstance(source, (str, Path)) else source
+    return load_case_layers(case, progress=progress)
+
+
+def _read_case_tagged(source, token, progress=None):
+    """:func:`_read_case` whose result and error carry ``token`` (which read they belong to)."""
+    try:
+        return token, _read_case(source, progress=progress)
+    except BaseException as exc:
+        exc.harm3_token = token
+        raise
+
+
+class CasePanel(QTabWidget):
+    """Dock widget: open a case and show it in the linked MRI grid and the slide viewer."""
+
+    #: emitted with the CaseLayers after a case is shown
+    case_loaded = Signal(object)
+    #: emitted with the one-line message when opening a case failed
+    case_failed = Signal(str)
+    _progress_signal = Signal(float, str)
+
+    def __init__(self, napari_viewer, parent=None):
+        super().__init__(parent)
+        self.setObjectName("harm3_case_panel")
+        self.viewer = napari_viewer
+        self.case = None
+        self.case_layers: Optional[CaseLayers] = None
+        self.worker = None
+        self._cancel: Optional[CancelToken] = None
+        self._progress_signal.connect(self._on_progress)
+        self.mask_layers: dict[str, list] = {}
+        self.grid = MriGrid()
+        self.slide_view = SlideView(napari_viewer)
+        self._grid_dock = None
+        self._minimap_dock = None
+        self._build_case_tab()
+
+    # -- layout -----------------------------------------------------------------------
+    def _build_case_tab(self) -> None:
+        tab = QWidget()
+        layout = QVBoxLayout(tab)
+
+        self.open_button = QPushButton("Open case manifest…")
+        self.open_button.setToolTip("A case.yaml (or *.harm3.yaml / .json) listing the case's files")
+        self.open_button.clicked.connect(self._choose_manifest)
+        layout.addWidget(self.open_button)
+
+        files = QGroupBox("…or files one by one")
+        form = QFormLayout(files)
+        self.case_id_edit = QLineEdit()
+        self.case_id_edit.setPlaceholderText("case id (optional)")
+        form.addRow("Case id", self.case_id_edit)
+        self.file_edits: dict[str, QLineEdit] = {}
+        for key, label in FILE_FIELDS.items():
+            edit = QLineEdit()
+            edit.setObjectName(f"harm3_file_{key}")
+            browse = QPushButton("…")
+            browse.setFixedWidth(28)
+            browse.setProperty("harm3_key", key)
+            browse.clicked.connect(self._browse_clicked)
+            row = QHBoxLayout()
+            row.addWidget(edit, 1)
+            row.addWidget(browse)
+            form.addRow(label, row)
+            self.file_edits[key] = edit
+        self.open_files_button = QPushButton("Open these files")
+        self.open_files_button.clicked.connect(self._open_files_clicked)
+        form.addRow(self.open_files_button)
+        layout.addWidget(files)
+
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 100)
+        self.progress.setVisible(False)
+        self.status = QLabel("No case open.")
+        self.status.setWordWrap(True)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.status)
+
+        info = QGroupBox("Case")
+        info_form = QFormLayout(info)
+        self.case_id_label = QLabel("—")
+        self.case_id_label.setObjectName("harm3_case_id")
+        self.labels_label = QLabel("—")
+        self.labels_label.setWordWrap(True)
+        info_form.addRow("Case id", self.case_id_label)
+        info_form.addRow("Labels", self.labels_label)
+        layout.addWidget(info)
+
+        slide = QGroupBox("Slide")
+        slide_form = QFormLayout(slide)
+        self.mpp_warning = QLabel(f"⚠ {MPP_MISSING_MESSAGE}")
+        self.mpp_warning.setObjectName("harm3_mpp_warning")
+        self.mpp_warning.setWordWrap(True)
+        self.mpp_warning.setStyleSheet("color: #ffb000; font-weight: bold;")
+        self.mpp_warning.setVisible(False)
+        self.mpp_spin = QDoubleSpinBox()
+        self.mpp_spin.setObjectName("harm3_mpp")
+        self.mpp_spin.setDecimals(4)
+        self.mpp_spin.setRange(0.0, 100.0)
+        self.mpp_spin.setSingleStep(0.01)
+        self.mpp_spin.setSpecialValueText("unknown")
+        self.mpp_spin.setToolTip("Microns per level-0 pixel (e.g. 0.25 at 40×, 0.5 at 20×)")
+        self.mpp_apply = QPushButton("Set µm/px")
+        self.mpp_apply.clicked.connect(self._apply_mpp_clicked)
+        mpp_row = QHBoxLayout()
+        mpp_row.addWidget(self.mpp_spin, 1)
+        mpp_row.addWidget(self.mpp_apply)
+        slide_form.addRow(self.mpp_warning)
+        slide_form.addRow("µm/px", mpp_row)
+        layout.addWidget(slide)
+
+        self.show_grid_button = QPushButton("Show MRI grid")
+        self.show_grid_button.clicked.connect(self.show_grid)
+        layout.addWidget(self.show_grid_button)
+        layout.addStretch(1)
+        self.addTab(tab, "Case")
+
+    def add_tab(self, widget: QWidget, title: str) -> int:
+        """Extension point: add a workflow widget (models, results, report) as a tab."""
+        return self.addTab(widget, title)
+
+    # -- docks ------------------------------------------------------------------------
+    def show_grid(self) -> None:
+        """Dock the MRI grid (and the slide minimap) into the napari window, once."""
+        window = getattr(self.viewer, "window", None)
+        if window is None:
+            return
+        if self._grid_dock is None:
+            self._grid_dock = window.add_dock_widget(self.grid, name="HARM3 MRI (linked)", area="left",
+                                                     add_vertical_stretch=False)
+        self._grid_dock.show()
+        self._widen_grid_dock()
+        if self._minimap_dock is None:
+            self._minimap_dock = window.add_dock_widget(self.slide_view.minimap, name="HARM3 slide overview",
+                                                        area="right", add_vertical_stretch=False)
+
+    def _widen_grid_dock(self) -> None:
+        """Give the docked 2×2 grid about 40 % of the window width (plain Qt API, found from
+        the grid widget itself: plugin widgets only see a public proxy of the napari window)."""
+        dock = self.grid.parentWidget()
+        while dock is not None and not isinstance(dock, QDockWidget):
+            dock = dock.parentWidget()
+        main_window = self.grid.window()
+        if dock is None or dock.isFloating() or not isinstance(main_window, QMainWindow):
+            return
+        width = max(480, int(0.4 * main_window.width()))
+        main_window.resizeDocks([dock], [width], Qt.Orientation.Horizontal)
+
+    # -- opening ----------------------------------------------------------------------
+    def _choose_manifest(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open case manifest", "",
+                                              "Case manifests (*.yaml *.yml *.json);;All files (*)")
+        if path:
+            self.open_case(path)
+
+    def _browse_clicked(self) -> None:
+        self._choose_file(str(self.sender().property("harm3_key")))
+
+    def _choose_file(self, key: str) -> None:
+        if key in SEQUENCE_TITLES or key == "mask":
+            path, _ = QFileDialog.getOpenFileName(self, f"Choose {FILE_FIELDS[key]}", "",
+                                                  "NIfTI / DICOM (*.nii *.nii.gz *.dcm);;All files (*)")
+            if not path:  # a DICOM folder
+                path = QFileDialog.getExistingDirectory(self, f"…or a DICOM folder for {FILE_FIELDS[key]}")
+        else:
+            path, _ = QFileDialog.getOpenFileName(self, "Choose the slide", "")
+        if path:
+            self.file_edits[key].setText(path)
+
+    def _open_files_clicked(self) -> None:
+        files = {k: e.text().strip() for k, e in self.file_edits.items() if e.text().strip()}
+        self.open_files(files, case_id=self.case_id_edit.text().strip())
+
+    def open_files(self, files: dict, case_id: str = "", slide_mpp: Optional[float] = None):
+        """Open files given one by one: keys ``t1_pre`` … ``t2_post``, ``mask``, ``slide``."""
+        if not files:
+            self._fail("choose at least one file (an MRI volume or the slide)")
+            return None
+        return self._start(case_from_files(files, case_id=case_id, slide_mpp=slide_mpp))
+
+    def open_case(self, path):
+        """Open a case manifest (or a case folder) in a worker; returns the worker."""
+        return self._start(Path(path))
+
+    def _start(self, source):
+        if self._cancel is not None:
+            self._cancel.cancel()  # a case still being read stops at its next progress report
+        token = CancelToken()
+        self._cancel = token
+        emit = self._progress_signal.emit  # emitted from the worker thread, delivered here
+        # errors are ours to report (errored → notification), not re-raised in the event loop
+        worker = thread_worker(_read_case_tagged, ignore_errors=True)(
+            source, token, progress=token.wrap(lambda f, m: emit(f, m)))
+        # bound methods only (Qt keeps no strong reference to the panel through them)
+        worker.returned.connect(self._on_loaded)
+        worker.errored.connect(self._on_error)
+        self.worker = worker
+        self.open_button.setEnabled(False)
+        self.open_files_button.setEnabled(False)
+        self.progress.setValue(0)
+        self.progress.setVisible(True)
+        self.status.setText("Reading the case…")
+        worker.start()
+        return worker
+
+    def _on_progress(self, fraction: float, message: str) -> None:
+        self.progress.setValue(int(round(100 * fraction)))
+        self.status.setText(message)
+
+    def _done(self, token) -> bool:
+        """True when ``token``'s read is the current one (older, superseded reads are ignored)."""
+        if token is not self._cancel:
+            return False
+        self.worker = None
+        self.open_button.setEnabled(True)
+        self.open_files_button.setEnabled(True)
+        self.progress.setVisible(False)
+        return True
+
+    def _on_error(self, exc: BaseException) -> None:
+        if not self._done(getattr(exc, "harm3_token", None)) or isinstance(exc, Cancelled):
+            return
+        self._fail(_one_line(exc))
+
+    def _fail(self, message: str) -> None:
+        self.status.setText(f"Could not open the case: {message}")
+        show_error(message)
+        self.case_failed.emit(message)
+
+    # -- showing ----------------------------------------------------------------------
+    def _on_loaded(self, result) -> None:
+        token, layers = result
+        if self._done(token):
+            self.show_case(layers)
+
+    def show_case(self, layers: CaseLayers) -> None:
+        """Put a read case into the viewers (GUI thread)."""
+        self.case = layers.case
+        self.case_layers = layers
+        self.grid.clear()
+        self.mask_layers = {}
+        for seq, layer_data in layers.volumes.items():
+            if seq in self.grid.panels:
+                self.grid.add_layer_data(seq, layer_data)
+        for seq, masks in layers.masks.items():
+            # a mask carries its own affine: into its sequence's panel (the first panel when
+            # that sequence has no volume), lined up in world mm with the volume there
+            key = seq if seq in self.grid.panels else next(iter(self.grid.panels))
+            for layer_data in masks:
+                self.mask_layers.setdefault(key, []).append(self.grid.add_layer_data(key, layer_data))
+        self.show_grid()
+        self.grid.reset_view()
+        if layers.slide is not None:
+            self.slide_view.show(layers.slide, thumbnail=layers.slide_thumbnail)
+        else:
+            self.slide_view.clear()
+        self._update_slide_ui()
+        self.case_id_label.setText(layers.case_id)
+        known = {k: v for k, v in layers.labels.items() if v is not None}
+        self.labels_label.setText(", ".join(f"{k} = {v}" for k, v in known.items()) or "none given")
+        shown = ", ".join(SEQUENCE_TITLES.get(s, s) for s in layers.volumes) or "no MRI"
+        self.status.setText(f"Case {layers.case_id}: {shown}" + ("; slide" if layers.slide else "; no slide"))
+        show_info(f"case {layers.case_id} opened")
+        self.case_loaded.emit(layers)
+
+    def _update_slide_ui(self) -> None:
+        missing = self.slide_view.mpp_missing
+        self.mpp_warning.setVisible(missing)
+        mpp = self.slide_view.mpp
+        self.mpp_spin.setValue(mpp or 0.0)
+        self.mpp_apply.setEnabled(self.slide_view.layer is not None)
+
+    def _apply_mpp_clicked(self) -> None:
+        self.set_mpp(self.mpp_spin.value())
+
+    def set_mpp(self, mpp: float) -> bool:
+        """Give the open slide its µm/px (from the field); False (and a notification) if bad."""
+        try:
+            self.slide_view.set_mpp(mpp)
+        except ValueError as exc:
+            show_warning(_one_line(exc))
+            return False
+        self._update_slide_ui()
+        self.status.setText(f"Slide scale set to {mpp:g} µm/px")
+        return True
+
+    def closeEvent(self, event) -> None:  # noqa: N802 (Qt API)
+        self.close_viewers()
+        super().closeEvent(event)
+
+    def close_viewers(self) -> None:
+        if self._cancel is not None:
+            self._cancel.cancel()
+        self.slide_view.minimap.disconnect_viewer()
+        self.grid.close_viewers()

@@ -1,0 +1,284 @@
+"""The MRI grid: four linked napari viewers (T1-pre, T1-post, T2-pre, T2-post) in a 2×2 grid.
+
+Each panel is a public ``napari.qt.QtViewer`` on its own ``ViewerModel`` (own layer list, own
+contrast), framed with its title and a window/level preset box. A :class:`ViewerLink` keeps
+the four on one world position (slice in mm, pan, zoom), so volumes on different voxel grids
+show the same anatomy. Layers go into a panel by name::
+
+    grid.set_volume("t1_pre", data, affine=affine, name="T1-pre")
+    grid.add_overlay("t1_pre", mask, affine=affine, kind="labels", name="tumour")
+    grid.add_overlay("t2_post", gradcam, affine=affine, kind="image",
+                     colormap="inferno", opacity=0.5, contrast_limits=(0.3, 1.0))
+
+Overlays are plain napari layers in the panel's viewer model; colour, opacity and threshold
+(contrast limits) are napari's own, so a results widget can restyle them later through
+:meth:`MriGrid.layers`.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+from napari.components import ViewerModel
+from napari.qt import QtViewer
+from qtpy.QtCore import Signal
+from qtpy.QtWidgets import (
+    QComboBox,
+    QFrame,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QVBoxLayout,
+    QWidget,
+)
+
+from .images import save_png
+from .linking import ViewerLink
+
+#: panel keys in grid order (row-major) and their titles
+PANELS: tuple[str, ...] = ("t1_pre", "t1_post", "t2_pre", "t2_post")
+TITLES: dict[str, str] = {"t1_pre": "T1-pre", "t1_post": "T1-post", "t2_pre": "T2-pre", "t2_post": "T2-post"}
+
+AUTO = "auto"
+SOFT_TISSUE = "soft tissue"
+
+
+def window_limits(preset: str, data) -> tuple[float, float]:
+    """Contrast limits of window ``preset`` (a key of ``core.mri.windowing.WINDOW_PRESETS``)."""
+    from ..core.mri.windowing import WINDOW_PRESETS
+
+    try:
+        rule = WINDOW_PRESETS[preset]
+    except KeyError:
+        raise ValueError(f"unknown window preset {preset!r}; choose one of {', '.join(WINDOW_PRESETS)}") from None
+    lo, hi = rule(data)
+    return float(lo), float(hi)
+
+
+def preset_names() -> list[str]:
+    from ..core.mri.windowing import WINDOW_PRESETS
+
+    return list(WINDOW_PRESETS)
+
+
+class MriPanel(QFrame):
+    """One titled panel: a header (title, window preset) over a QtViewer."""
+
+    #: (panel key, preset name) when the user picks a window preset
+    preset_chosen = Signal(str, str)
+
+    def __init__(self, key: str, title: str, parent=None):
+        super().__init__(parent)
+        self.key = key
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.setObjectName(f"harm3_mri_panel_{key}")
+        self.model = ViewerModel(title=title, axis_labels=("z", "y", "x"))
+        self.model.canvas.overlays.text.text = title
+        self.model.canvas.overlays.text.visible = True
+        self.model.canvas.overlays.text.font_size = 12
+        self.model.canvas.overlays.text.color = "yellow"
+        self.model.canvas.overlays.text.position = "top_left"
+        self.model.canvas.overlays.scale_bar.visible = False  # on once the panel has a volume
+        self.qt_viewer = QtViewer(self.model)
+
+        self.title = QLabel(f"<b>{title}</b>")
+        self.preset = QComboBox()
+        self.preset.setToolTip("Window / level preset of this panel's volume")
+        self.preset.setEnabled(False)
+        self.preset.currentTextChanged.connect(self._on_preset_text)
+        header = QHBoxLayout()
+        header.setContentsMargins(4, 2, 4, 2)
+        header.addWidget(self.title)
+        header.addStretch(1)
+        header.addWidget(QLabel("window:"))
+        header.addWidget(self.preset)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(1, 1, 1, 1)
+        layout.setSpacing(0)
+        layout.addLayout(header)
+        layout.addWidget(self.qt_viewer, 1)
+        self.volume_layer = None
+
+    def _on_preset_text(self, name: str) -> None:
+        self.preset_chosen.emit(self.key, name)
+
+
+class MriGrid(QWidget):
+    """2×2 grid of linked MRI panels; see the module docstring for the API."""
+
+    #: emitted with the panel key after a volume was set
+    volume_set = Signal(str)
+
+    def __init__(self, parent=None, panels: Sequence[str] = PANELS, titles: dict[str, str] | None = None):
+        super().__init__(parent)
+        self.setObjectName("harm3_mri_grid")
+        titles = {**TITLES, **(titles or {})}
+        self.panels: dict[str, MriPanel] = {}
+        grid = QGridLayout(self)
+        grid.setContentsMargins(0, 0, 0, 0)
+        grid.setSpacing(2)
+        for index, key in enumerate(panels):
+            panel = MriPanel(key, titles.get(key, key), self)
+            panel.preset_chosen.connect(self._on_preset)
+            self.panels[key] = panel
+            grid.addWidget(panel, index // 2, index % 2)
+        for i in range(2):
+            grid.setRowStretch(i, 1)
+            grid.setColumnStretch(i, 1)
+        self.link = ViewerLink([p.model for p in self.panels.values()])
+        self.setMinimumSize(480, 480)
+
+    # -- access -----------------------------------------------------------------------
+    def model(self, key: str) -> ViewerModel:
+        return self._panel(key).model
+
+    def qt_viewer(self, key: str) -> QtViewer:
+        return self._panel(key).qt_viewer
+
+    def layers(self, key: str):
+        return self._panel(key).model.layers
+
+    def _panel(self, key: str) -> MriPanel:
+        try:
+            return self.panels[key]
+        except KeyError:
+            raise KeyError(f"no MRI panel {key!r}; panels are {', '.join(self.panels)}") from None
+
+    # -- content ----------------------------------------------------------------------
+    def set_volume(self, key: str, data, *, affine=None, name: str | None = None, preset: str = AUTO, **kwargs):
+        """Show ``data`` as the panel's volume (replacing any previous one and its overlays)."""
+        panel = self._panel(key)
+        panel.model.layers.clear()
+        kwargs.setdefault("colormap", "gray")
+        kwargs.setdefault("units", "mm")
+        if affine is not None:
+            kwargs["affine"] = np.asarray(affine, dtype=float)
+        layer = panel.model.add_image(data, name=name or TITLES.get(key, key), **kwargs)
+        layer.metadata.setdefault("harm3_panel", key)
+        panel.volume_layer = layer
+        panel.model.canvas.overlays.scale_bar.visible = True
+        panel.preset.blockSignals(True)
+        panel.preset.clear()
+        panel.preset.addItems(preset_names())
+        panel.preset.setCurrentText(preset)
+        panel.preset.setEnabled(True)
+        panel.preset.blockSignals(False)
+        if "contrast_limits" not in kwargs:
+            self._on_preset(key, preset)
+        self._after_content_change(panel)
+        self.volume_set.emit(key)
+        return layer
+
+    def add_overlay(self, key: str, data, *, affine=None, kind: str = "image", **kwargs):
+        """Add a mask (``kind="labels"``) or a float map (``kind="image"``) to panel ``key``.
+
+        ``affine`` (index → world mm) defaults to the panel volume's, so a map computed on the
+        volume's voxel grid lines up; other keyword arguments go to ``add_image``/``add_labels``
+        (``colormap``, ``opacity``, ``contrast_limits`` as a threshold, ``blending`` …).
+        """
+        panel = self._panel(key)
+        if affine is None and panel.volume_layer is not None:
+            affine = panel.volume_layer.affine.affine_matrix
+        if affine is not None:
+            kwargs["affine"] = np.asarray(affine, dtype=float)
+        kwargs.setdefault("units", "mm")
+        if kind == "labels":
+            layer = panel.model.add_labels(np.asarray(data).astype(np.int32, copy=False), **kwargs)
+        elif kind == "image":
+            kwargs.setdefault("blending", "additive")
+            kwargs.setdefault("opacity", 0.5)
+            layer = panel.model.add_image(data, **kwargs)
+        else:
+            raise ValueError(f"overlay kind must be 'image' or 'labels', not {kind!r}")
+        layer.metadata.setdefault("harm3_panel", key)
+        self._after_content_change(panel, reset=False)
+        return layer
+
+    def add_layer_data(self, key: str, layer_data: tuple):
+        """Add a napari LayerData tuple ``(data, kwargs, "image"|"labels")`` to panel ``key``."""
+        data, kwargs, kind = (tuple(layer_data) + ({}, "image"))[:3]
+        kwargs = dict(kwargs or {})
+        if kind == "image" and self._panel(key).volume_layer is None:
+            return self.set_volume(key, data, **kwargs)
+        return self.add_overlay(key, data, kind=kind, **kwargs)
+
+    def clear(self) -> None:
+        for panel in self.panels.values():
+            panel.model.layers.clear()
+            panel.volume_layer = None
+            panel.model.canvas.overlays.scale_bar.visible = False
+            panel.preset.blockSignals(True)
+            panel.preset.clear()
+            panel.preset.setEnabled(False)
+            panel.preset.blockSignals(False)
+
+    def set_window(self, key: str, preset: str) -> tuple[float, float]:
+        """Apply a window preset to panel ``key``'s volume; returns its contrast limits."""
+        panel = self._panel(key)
+        if panel.volume_layer is None:
+            raise ValueError(f"panel {key!r} has no volume")
+        if preset not in preset_names():
+            raise ValueError(f"unknown window preset {preset!r}; choose one of {', '.join(preset_names())}")
+        if panel.preset.currentText() != preset:
+            panel.preset.setCurrentText(preset)  # emits currentTextChanged → _on_preset
+        else:
+            self._on_preset(key, preset)
+        return tuple(panel.volume_layer.contrast_limits)
+
+    def _on_preset(self, key: str, name: str) -> None:
+        layer = self._panel(key).volume_layer
+        if layer is None or not name:
+            return
+        lo, hi = window_limits(name, layer.data)
+        layer.contrast_limits_range = (min(lo, float(np.min(layer.data))), max(hi, float(np.max(layer.data))))
+        layer.contrast_limits = (lo, hi)
+        layer.metadata["harm3_window"] = name
+
+    def _after_content_change(self, panel: MriPanel, reset: bool = True) -> None:
+        """Keep the grid on one view when content changes: first filled panel leads."""
+        if reset:
+            leader = next((p for p in self.panels.values() if p.volume_layer is not None), panel)
+            if leader is panel:
+                panel.model.reset_view()
+            self.link.sync_from(leader.model)
+
+    def reset_view(self) -> None:
+        """Fit the union of all volumes into the panels (same zoom for all)."""
+        filled = [p for p in self.panels.values() if p.volume_layer is not None]
+        if not filled:
+            return
+        leader = max(filled, key=lambda p: float(np.prod(np.ptp(p.volume_layer.extent.world, axis=0)[-2:])))
+        leader.model.reset_view()
+        self.link.sync_from(leader.model)
+
+    # -- pictures ---------------------------------------------------------------------
+    def screenshot(self, path=None, scale: float = 1.0) -> np.ndarray:
+        """RGBA image of the four canvases as a 2×2 mosaic (titles are drawn on the canvases);
+        ``scale`` renders at that multiple of the on-screen resolution."""
+        shots = [p.qt_viewer.screenshot(flash=False, scale=scale) for p in self.panels.values()]
+        h = max(s.shape[0] for s in shots)
+        w = max(s.shape[1] for s in shots)
+        gap = 4
+        rows = (len(shots) + 1) // 2
+        mosaic = np.full((rows * h + (rows - 1) * gap, 2 * w + gap, 4), 255, dtype=np.uint8)
+        mosaic[..., :3] = 40
+        for index, shot in enumerate(shots):
+            r, c = divmod(index, 2)
+            y, x = r * (h + gap), c * (w + gap)
+            mosaic[y : y + shot.shape[0], x : x + shot.shape[1]] = shot
+        if path is not None:
+            save_png(mosaic, path)
+        return mosaic
+
+    def closeEvent(self, event) -> None:  # noqa: N802 (Qt API)
+        self.close_viewers()
+        super().closeEvent(event)
+
+    def close_viewers(self) -> None:
+        """Unlink and close the panel viewers (frees their GL canvases)."""
+        self.link.disconnect()
+        for panel in self.panels.values():
+            panel.model.layers.clear()
+            panel.qt_viewer.close()

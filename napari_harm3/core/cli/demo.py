@@ -1,0 +1,82 @@
+"""harm3 demo [--out DIR] [--headless]: the demo patient in the linked viewers.
+
+With a display: opens napari with the plugin, the synthetic demo patient in the linked 2×2 MRI
+grid and its biopsy slide in the slide viewer. ``--headless`` (``scripts/demo.sh`` runs it under
+``xvfb-run``) runs the same workflow in real, shown windows on the virtual display, writes PNG
+screenshots of the MRI grid, the slide viewer and the whole window to ``--out`` (replacing those
+of an earlier run), prints what it wrote and exits 0.
+
+Extension point: :data:`DEMO_STEPS` — functions run after the case is shown, in order, as
+``step(viewer, panel, out_dir) -> list[Path]`` (model runs, overlays, report export).
+Qt and napari are imported inside the handler only, so ``harm3 --help`` stays light.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+#: steps after the case is shown: ``step(viewer, panel, out_dir) -> list[Path]`` (files written).
+#: The next issue appends the model runs (pCR, survival), their overlays and the report here.
+DEMO_STEPS: list = []
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "demo", help="open the demo patient (synthetic) in the linked viewers",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=Path("harm3-demo-output"),
+                        help="folder for the screenshots (default: %(default)s)")
+    parser.add_argument("--headless", action="store_true",
+                        help="write screenshots and exit instead of keeping the window open "
+                             "(needs a display, e.g. xvfb-run)")
+    parser.add_argument("--cache", type=Path, default=None,
+                        help="where the demo patient is generated/cached (default: $HARM3_CACHE or ~/.cache/napari-harm3)")
+    parser.set_defaults(handler=run)
+
+
+def _print_progress(fraction: float, message: str) -> None:
+    print(f"demo: {100 * fraction:5.1f}% {message}", flush=True)
+
+
+def run(args) -> int:
+    from ..synth.demo import demo_case
+
+    manifest = demo_case(args.cache, progress=_print_progress)
+    print(f"demo: case manifest {manifest}", flush=True)
+    return show_case(manifest, out=args.out, headless=args.headless, steps=DEMO_STEPS)
+
+
+def show_case(manifest=None, files=None, mpp=None, out=None, headless=False, steps=()) -> int:
+    """Open the case in napari; headless: screenshots into ``out``, then close (shared with ``view``)."""
+    import os
+
+    os.environ.setdefault("QT_API", "pyqt6")
+    import napari
+
+    from ..errors import Harm3Error
+    from ..._qt.app import open_case_window, wait_for_case, write_screenshots
+
+    viewer, panel = open_case_window(manifest, files=files, mpp=mpp, show=True)
+    try:
+        layers = wait_for_case(panel)
+        print(f"harm3: case {layers.case_id} shown: {', '.join(layers.volumes) or 'no MRI'}"
+              f"{', slide' if layers.slide else ''}", flush=True)
+        written = []
+        for step in steps:
+            written += list(step(viewer, panel, out) or [])
+        if headless:
+            if out is None:
+                raise Harm3Error("--headless needs --out DIR for the screenshots")
+            written = write_screenshots(viewer, panel, out) + written
+            for path in written:
+                print(f"wrote {path}", flush=True)
+            return 0
+    except BaseException:
+        panel.close_viewers()
+        viewer.close()
+        raise
+    if headless:  # pragma: no cover - returned above
+        return 0
+    napari.run()
+    return 0

@@ -1,0 +1,193 @@
+"""The case panel: opens a case in a worker, fills the linked MRI grid and the slide viewer;
+bad input becomes a notification and the viewer keeps working."""
+
+from __future__ import annotations
+
+
+import numpy as np
+import pytest
+
+from conftest import real_file
+
+pytestmark = pytest.mark.gui
+
+
+
+@pytest.fixture(scope="session")
+def demo_manifest():
+    from napari_harm3.core.synth.demo import demo_case
+
+    return demo_case()  # generated once into the cache, then reused
+
+
+@pytest.fixture
+def make_panel(make_napari_viewer):
+    """Factory (not the panel itself: see make_grid in test_qt_linked_viewers.py)."""
+    from napari_harm3._qt.case_panel import CasePanel
+
+    made = []
+
+    def factory():
+        viewer = make_napari_viewer(show=True)
+        panel = CasePanel(viewer)
+        viewer.window.add_dock_widget(panel, name="Case panel", area="right")
+        made.append(panel)
+        return viewer, panel
+
+    yield factory
+    for panel in made:
+        panel.close_viewers()
+    made.clear()
+
+
+def picture_ok(image: np.ndarray) -> tuple[float, float]:
+    rgb = image[..., :3].astype(float)
+    return float(rgb.std()), float(rgb.mean())
+
+
+def test_open_demo_case_fills_both_viewers(make_panel, qtbot, demo_manifest, tmp_path):
+    viewer, panel = make_panel()
+    with qtbot.waitSignal(panel.case_loaded, timeout=120_000) as blocker:
+        worker = panel.open_case(demo_manifest)
+    assert worker is not None
+    layers = blocker.args[0]
+    assert panel.case_id_label.text() == layers.case_id == "DEMO-0001"
+    assert "pcr = 1" in panel.labels_label.text()
+    # MRI: four volumes, each in its panel with its affine, and its mask
+    for key in ("t1_pre", "t1_post", "t2_pre", "t2_post"):
+        volume = panel.grid.panels[key].volume_layer
+        assert volume is not None and volume.ndim == 3
+        assert [l for l in panel.grid.layers(key) if l._type_string == "labels"]
+    t1 = panel.grid.panels["t1_pre"].volume_layer.affine.affine_matrix
+    t2 = panel.grid.panels["t2_pre"].volume_layer.affine.affine_matrix
+    assert t1[1, 1] < t2[1, 1]  # T2 coarser in-plane: different grids, one world
+    # the grid is linked: a slice change in T2 moves T1 to the same world z
+    panel.grid.model("t2_post").dims.set_current_step(0, 25)
+    z = panel.grid.model("t2_post").dims.point[0]
+    assert panel.grid.model("t1_pre").dims.point[0] == pytest.approx(z, abs=1.5)
+    # slide: in the napari viewer, µm scale, scale bar on, no mpp warning
+    slide = panel.slide_view.layer
+    assert slide in viewer.layers and slide.multiscale
+    assert tuple(slide.scale) == pytest.approx((0.5, 0.5))
+    assert viewer.canvas.overlays.scale_bar.visible
+    assert not panel.mpp_warning.isVisible()
+    # pictures: both viewers show images
+    panel.grid.reset_view()
+    grid_shot = panel.grid.screenshot(tmp_path / "grid.png")
+    slide_shot = panel.slide_view.screenshot(tmp_path / "slide.png")
+    for name, shot in (("grid", grid_shot), ("slide", slide_shot)):
+        std, mean = picture_ok(shot)
+        assert std > 15 and mean > 10, (name, std, mean)
+    h, w = grid_shot.shape[:2]
+    for r in range(2):
+        for c in range(2):
+            std, mean = picture_ok(grid_shot[r * h // 2:(r + 1) * h // 2, c * w // 2:(c + 1) * w // 2])
+            assert std > 10 and mean > 5, (r, c, std, mean)
+    # minimap: the view rectangle follows the camera; a click pans the slide viewer
+    from qtpy.QtCore import QPoint, Qt
+
+    minimap = panel.slide_view.minimap
+    qtbot.waitUntil(minimap.isVisible, timeout=5000)
+    hy, wx = minimap._world_size  # whole slide in µm
+    assert (hy, wx) == pytest.approx((slide.data[0].shape[0] * 0.5, slide.data[0].shape[1] * 0.5))
+    goal = (0.7 * hy, 0.2 * wx)
+    target = minimap.world_to_widget(*goal)
+    qtbot.mouseClick(minimap, Qt.MouseButton.LeftButton, pos=QPoint(round(target.x()), round(target.y())))
+    cy, cx = viewer.scene.camera.center[-2:]
+    px_um = max(hy, wx) / min(minimap.width(), minimap.height())  # one widget pixel in µm
+    assert cy == pytest.approx(goal[0], abs=2 * px_um) and cx == pytest.approx(goal[1], abs=2 * px_um)
+    y0, x0, y1, x1 = minimap.view_rect_world()  # the drawn box is the camera's field of view
+    assert ((y0 + y1) / 2, (x0 + x1) / 2) == pytest.approx((cy, cx))
+    assert (x1 - x0) == pytest.approx(viewer.canvas.size[1] / viewer.scene.camera.zoom)
+
+
+def test_bad_file_is_a_notification_and_viewer_keeps_working(make_panel, qtbot, tmp_path):
+    from napari.utils.notifications import notification_manager
+
+    viewer, panel = make_panel()
+    bad = tmp_path / "case.yaml"
+    bad.write_text("case_id: X\nmri: {t1_pre: nowhere.nii.gz}\nbogus: 1\n")
+    before = len(notification_manager.records)
+    with qtbot.waitSignal(panel.case_failed, timeout=30_000) as blocker:
+        panel.open_case(bad)
+    message = blocker.args[0]
+    assert "bogus" in message and "\n" not in message
+    assert any(message in str(n.message) for n in notification_manager.records[before:])
+    qtbot.waitUntil(lambda: panel.open_button.isEnabled(), timeout=10_000)
+    # still working: a new layer can be added and a good open still runs
+    viewer.add_image(np.zeros((8, 8)))
+    assert len(viewer.layers) == 1
+    garbage = tmp_path / "t1.nii.gz"
+    garbage.write_bytes(b"not a nifti")
+    with qtbot.waitSignal(panel.case_failed, timeout=30_000) as blocker:
+        panel.open_files({"t1_pre": str(garbage)})
+    assert str(garbage.name) in blocker.args[0]
+
+
+def test_slide_without_mpp_warns_and_takes_the_users_value(make_panel, qtbot, shared_data):
+    slide_path = real_file(shared_data, "wsi/tcga-cr-7395-hnsc-jp2k.svs")  # no mpp in its metadata
+    viewer, panel = make_panel()
+    with qtbot.waitSignal(panel.case_loaded, timeout=60_000):
+        panel.open_files({"slide": str(slide_path)})
+    layer = panel.slide_view.layer
+    assert layer.metadata["mpp"] is None and tuple(layer.scale) == (1.0, 1.0)
+    assert panel.mpp_warning.isVisible()
+    assert not panel.set_mpp(-3)  # refused with a notification, nothing changed
+    assert tuple(layer.scale) == (1.0, 1.0)
+    panel.mpp_spin.setValue(0.5)
+    panel.mpp_apply.click()
+    assert tuple(layer.scale) == pytest.approx((0.5, 0.5))
+    assert str(layer.units[0]) in ("micrometer", "µm", "um")
+    assert layer.metadata["mpp"] == 0.5 and not panel.mpp_warning.isVisible()
+    shot = panel.slide_view.screenshot()
+    std, mean = picture_ok(shot)
+    assert std > 10 and mean > 10
+
+
+def test_file_open_of_a_manifest_opens_the_case_panel(make_napari_viewer, qtbot, demo_manifest):
+    viewer = make_napari_viewer(show=True)
+    layers = viewer.open(str(demo_manifest), plugin="napari-harm3")
+    assert layers == []  # the case went to the case panel, not into the slide viewer
+    _, panel = viewer.window.add_plugin_dock_widget("napari-harm3", "Case panel")  # the docked one
+    try:
+        if panel.case_layers is None:
+            with qtbot.waitSignal(panel.case_loaded, timeout=120_000):
+                pass
+        assert panel.case_id_label.text() == "DEMO-0001"
+        assert all(panel.grid.panels[k].volume_layer is not None for k in panel.grid.panels)
+        assert panel.slide_view.layer in viewer.layers
+    finally:
+        panel.close_viewers()
+
+
+def test_real_t1_t2_dicom_on_different_grids_link_in_world_mm(make_panel, qtbot, shared_data):
+    """Real scanner files: T1 (512², 0.39 mm) and T2 (384², 0.52 mm), one frame of reference,
+    with the clinicians' RTSTRUCT contours as the mask."""
+    t1 = real_file(shared_data, "mri/sts001_dicom/T1")
+    t2 = real_file(shared_data, "mri/sts001_dicom/T2")
+    rtstruct = real_file(shared_data, "mri/sts001_dicom/T1_rtstruct")
+    viewer, panel = make_panel()
+    with qtbot.waitSignal(panel.case_loaded, timeout=120_000):
+        panel.open_files({"t1_pre": str(t1), "t2_pre": str(t2), "mask": str(rtstruct)}, case_id="STS_001")
+    assert panel.case_id_label.text() == "STS_001"
+    grid = panel.grid
+    v1, v2 = grid.panels["t1_pre"].volume_layer, grid.panels["t2_pre"].volume_layer
+    assert v1.data.shape[1:] == (512, 512) and v2.data.shape[1:] == (384, 384)
+    assert grid.panels["t1_post"].volume_layer is None
+    mask = [l for l in grid.layers("t1_pre") if l._type_string == "labels"][0]
+    assert mask.data.max() >= 1
+    # go to the tumour's centre (world mm) in the T1 panel: the T2 panel shows the same place
+    k, j, i = np.argwhere(mask.data > 0).mean(axis=0)
+    centre = mask.affine.affine_matrix @ [k, j, i, 1.0]
+    grid.model("t1_pre").dims.set_point(0, centre[0])
+    z1 = grid.model("t1_pre").dims.point[0]
+    z2 = grid.model("t2_pre").dims.point[0]
+    half = np.linalg.norm(v2.affine.affine_matrix[:3, 0]) / 2  # half the 5.2 mm slice step
+    assert abs(z1 - centre[0]) <= half and abs(z2 - centre[0]) <= half
+    k2, j2, i2 = v2.world_to_data(grid.model("t2_pre").dims.point)
+    z2_plane = (v2.affine.affine_matrix @ [round(float(k2)), j2, i2, 1.0])[0]
+    assert abs(z2_plane - centre[0]) <= half  # T2's own nearest plane, not T1's index
+    # and the window presets work on real data
+    auto = grid.set_window("t2_pre", "auto")
+    soft = grid.set_window("t2_pre", "soft tissue")
+    assert soft[0] > auto[0] and soft[1] < auto[1]

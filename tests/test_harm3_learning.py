@@ -1,8 +1,11 @@
 """HARM3-Fusion learns what is planted (tiny config of the real classes, small crops).
 
 Cohorts come from ``harm3_data.planted_samples`` (labels by core.synth's rule); cross-validation is
-patient-level and stratified, with 3 folds to keep the run within minutes on 2 shared cores.
-Trained models are cached per session and reused by the Grad-CAM, model-folder and prediction tests.
+patient-level and stratified, with 3 folds (not the spec's 5) to keep the file within minutes on 2
+shared cores. On the 90-case fusion cohort a logistic regression on hand-made oracle features (post/pre
+tumour volume ratio, dot fraction) reaches a cross-validated AUC of about 0.94; each modality alone
+about 0.80 (MRI) and 0.78 (slide). Trained models are cached per session and reused by the Grad-CAM,
+model-folder and prediction tests.
 """
 
 from dataclasses import replace
@@ -19,7 +22,9 @@ from napari_harm3.core.predict.pcr import load_ensemble, predict_case  # noqa: E
 from napari_harm3.core.train.harm3_data import PLANTED_PREP, collate, planted_samples  # noqa: E402
 from napari_harm3.core.train.harm3_train import TrainConfig, cross_validate, model_card, write_harm3_model  # noqa: E402
 
-TCFG = TrainConfig(epochs=15, lr=3e-3, folds=3, patience=8, batch_size=8, seed=0, device="cpu")
+TCFG = TrainConfig(epochs=20, lr=3e-3, lr_schedule="cosine", warmup_epochs=2, folds=3, patience=10, batch_size=8,
+                   seed=0, device="cpu")
+N_FUSION = 90
 
 
 @pytest.fixture(scope="session")
@@ -33,7 +38,7 @@ def one_thread():
 
 @pytest.fixture(scope="session")
 def fusion_cohort():
-    return planted_samples(60, seed=1, signal="fusion")
+    return planted_samples(N_FUSION, seed=1, signal="fusion")
 
 
 @pytest.fixture(scope="session")
@@ -43,6 +48,7 @@ def cv_results(one_thread, fusion_cohort):
             for name in ("full", "mri_only", "slide_only")} | {"_base": base}
 
 
+@pytest.mark.slow
 def test_full_model_reaches_auc_085_and_beats_each_modality_alone(cv_results):
     full, mri, slide = (cv_results[k] for k in ("full", "mri_only", "slide_only"))
     print(f"\ncross-validated AUC: full {full.auc:.3f}, MRI only {mri.auc:.3f}, slide only {slide.auc:.3f}")
@@ -56,9 +62,10 @@ def test_full_model_reaches_auc_085_and_beats_each_modality_alone(cv_results):
         assert 0.0 <= f.threshold_youden <= 1.0
         assert len(set(f.test_ids)) == len(f.test_ids)
     ids = [i for f in full.folds for i in f.test_ids]
-    assert len(ids) == len(set(ids)) == 60                      # each patient tested exactly once
+    assert len(ids) == len(set(ids)) == N_FUSION                      # each patient tested exactly once
 
 
+@pytest.mark.slow
 def test_removing_the_ldvae_costs_auc_when_the_signal_is_the_change(one_thread):
     cohort = planted_samples(60, seed=2, signal="change")
     with_vae = cross_validate(cohort, model_config("harm3_fusion_tiny", "full", use_slide=False), TCFG)
@@ -71,11 +78,12 @@ def test_removing_the_ldvae_costs_auc_when_the_signal_is_the_change(one_thread):
 def model_folder(cv_results, tmp_path_factory):
     cv = cv_results["full"]
     prep = PLANTED_PREP
-    card = model_card(cv, prep, name="harm3-test", training_data={"cohort": "planted", "n_patients": 60},
+    card = model_card(cv, prep, name="harm3-test", training_data={"cohort": "planted", "n_patients": N_FUSION},
                       encoder="planted", slide_feature_dim=16, warning="test model on planted phantoms")
     return write_harm3_model(tmp_path_factory.mktemp("models") / "harm3-test", cv, card)
 
 
+@pytest.mark.slow
 def test_model_folder_card_weights_and_plots(model_folder, cv_results):
     folder = read_model_folder(model_folder.path)
     assert folder.kind == "harm3-fusion" and len(folder.weight_files) == 3
@@ -90,6 +98,7 @@ def test_model_folder_card_weights_and_plots(model_folder, cv_results):
         assert (folder.path / name).stat().st_size > 0
 
 
+@pytest.mark.slow
 def test_predict_case_is_the_fold_ensemble_and_flags_missing_inputs(model_folder, fusion_cohort):
     ensemble = load_ensemble(model_folder.path)
     sample = fusion_cohort[0]
@@ -109,6 +118,7 @@ def test_predict_case_is_the_fold_ensemble_and_flags_missing_inputs(model_folder
     assert 0.0 < pred2.probability < 1.0
 
 
+@pytest.mark.slow
 def test_gradcam_mass_falls_inside_the_tumour(model_folder, cv_results, fusion_cohort):
     ensemble = load_ensemble(model_folder.path)
     fold_of = {cid: f.index for f in cv_results["full"].folds for cid in f.test_ids}

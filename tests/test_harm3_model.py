@@ -178,3 +178,37 @@ def test_loss_is_weighted_bce_plus_ldvae_terms():
     assert parts["bce"] == pytest.approx(float(bce), rel=1e-4)
     with_l1, _ = harm3_loss(out, y, 2.5, TrainConfig(l1=1e-3, w_recon=0.3, w_contra=0.7), model)
     assert float(with_l1) > float(total)
+
+
+def test_ldvae_passes_patient_differences_at_init():
+    # with PyTorch's default Linear init the five layers X → Z → D(Z) shrank between-patient
+    # differences ≈ 50× (sd 0.02 for unit-variance input), so the pCR loss could not train the extractor
+    torch.manual_seed(0)
+    vae = LdVae(16, 16, 8, 8, 32, kl_weight=0.01).eval()
+    x_pre, x_post = torch.randn(32, 8, 16), torch.randn(32, 8, 16)              # (B, n, C), sd 1
+    with torch.no_grad():
+        fused = vae(x_pre, x_post).fused                                         # (B, 2n, C)
+    assert float(fused.std(0).mean()) > 0.3
+
+
+def test_batch_token_norm_keeps_what_layer_norm_erases():
+    # tumour volume shows as the magnitude of a patient's tokens: per-token LayerNorm removes it
+    torch.manual_seed(0)
+    x = torch.rand(2, 4, 8, 16)                                                  # (B, 4, n, C)
+    x[1] = 3.0 * x[0]                                                            # same pattern, 3× stronger
+    for kind, differs in (("batch", True), ("layer", False)):
+        model = create_model("harm3_fusion_tiny", token_norm=kind).train()
+        y = model.token_norm(x.reshape(-1, 16)).view_as(x)
+        assert bool(torch.allclose(y[0], y[1], atol=1e-3)) is not differs
+    with pytest.raises(ValueError, match="token norm"):
+        create_model("harm3_fusion_tiny", token_norm="group")
+
+
+def test_learning_rate_schedule_warms_up_then_decays_to_zero():
+    from napari_harm3.core.train.harm3_train import lr_factor
+
+    f = lr_factor(TrainConfig(epochs=10, lr_schedule="cosine", warmup_epochs=2), steps_per_epoch=5)
+    assert f(0) == pytest.approx(0.1) and f(9) == pytest.approx(1.0)             # linear warm-up over 10 steps
+    assert f(10) == pytest.approx(1.0) and f(30) == pytest.approx(0.5)           # cosine: half-way at 30 of 50
+    assert f(49) < 0.01
+    assert lr_factor(TrainConfig(epochs=10), 5)(37) == 1.0                       # constant

@@ -45,6 +45,9 @@ class Harm3Config:
     norm: str = "batch"                    # group/instance norm erase the tumour-volume signal (seen in tests)
     feature_dim: int = 256                 # C, channels of the extractor's last conv
     token_grid: tuple = (3, 8, 8)          # feature map pooled to this grid → n tokens per volume
+    token_norm: str = "batch"              # tokens normalised before the LD-VAE: "batch" (per channel over
+                                           # patients, keeps between-patient magnitude: tumour volume), "layer"
+                                           # (per token, erases it), "none"
     share_extractor: bool = True           # one extractor for the four volumes
     # LD-VAE (§2.1)
     use_ldvae: bool = True
@@ -100,6 +103,17 @@ class Harm3Config:
         return int(gz * gy * gx)
 
 
+def _token_norm(kind: str, dim: int) -> nn.Module:
+    """Normalisation of the extractor's tokens (rows of C features)."""
+    if kind == "batch":
+        return nn.BatchNorm1d(dim, affine=False)
+    if kind == "layer":
+        return nn.LayerNorm(dim, elementwise_affine=False)
+    if kind == "none":
+        return nn.Identity()
+    raise ValueError(f"unknown token norm {kind!r} (batch, layer, none)")
+
+
 @dataclass(frozen=True, eq=False)
 class Harm3Output:
     logit: torch.Tensor                    # (B,)
@@ -124,7 +138,7 @@ class Harm3Fusion(nn.Module):
                 return Extractor3d(cfg.extractor_channels, cfg.stem_stride, cfg.stage_strides,
                                    cfg.blocks_per_stage, cfg.feature_dim, cfg.token_grid, cfg.norm)
             self.extractors = nn.ModuleList([extractor() for _ in range(1 if cfg.share_extractor else 4)])
-            self.token_norm = nn.LayerNorm(cfg.feature_dim, elementwise_affine=False)  # bounded LD-VAE targets
+            self.token_norm = _token_norm(cfg.token_norm, cfg.feature_dim)           # bounded LD-VAE targets
             self.missing_volume = nn.Parameter(torch.randn(4, n, cfg.feature_dim))      # (4, n, C)
             if cfg.use_ldvae:
                 self.ldvae = nn.ModuleList([
@@ -183,7 +197,7 @@ class Harm3Fusion(nn.Module):
         else:
             feats = torch.stack([e(mri[:, v:v + 1]).flatten(2).transpose(1, 2)
                                  for v, e in enumerate(self.extractors)], dim=1)  # (B, 4, n, C)
-        feats = self.token_norm(feats)                                           # (B, 4, n, C)
+        feats = self.token_norm(feats.reshape(-1, cfg.feature_dim)).view_as(feats)  # (B, 4, n, C)
         feats = torch.where(present[:, :, None, None], feats, self.missing_volume.unsqueeze(0))  # (B, 4, n, C)
         zero = mri.new_zeros(())
         recon, contra = zero, zero

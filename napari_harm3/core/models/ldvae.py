@@ -53,8 +53,19 @@ class VaeBranch(nn.Module):
         self.to_inherent = nn.Linear(latent, inherent)
         self.to_variant = nn.Linear(latent, variant)
         self.decoder = _mlp(inherent + variant, hidden, dim)
-        with torch.no_grad():  # start with little sampling noise (σ ≈ 0.14) so the features carry signal early
-            self.encoder[-1].bias[latent:].fill_(-4.0)
+        with torch.no_grad():
+            # variance-preserving start: with PyTorch's default init each of the five linear layers on the
+            # path X → Z → D(Z) shrinks the signal (≈ 50× in all), so the decoded tokens barely differ
+            # between patients and the pCR loss could not reach the extractor (seen in tests)
+            for mlp in (self.encoder, self.decoder):
+                nn.init.kaiming_normal_(mlp[0].weight, nonlinearity="relu")          # before GELU
+                nn.init.normal_(mlp[2].weight, std=mlp[2].in_features ** -0.5)
+            for layer in (self.to_inherent, self.to_variant):
+                nn.init.normal_(layer.weight, std=layer.in_features ** -0.5)
+            for layer in (self.encoder[0], self.encoder[2], self.decoder[0], self.decoder[2],
+                          self.to_inherent, self.to_variant):
+                layer.bias.zero_()
+            self.encoder[-1].bias[latent:].fill_(-4.0)  # little sampling noise at first (σ ≈ 0.14)
 
     def encode(self, x: torch.Tensor, sample: bool):
         mu, logvar = self.encoder(x).chunk(2, dim=-1)                            # 2 × (B, n, z)

@@ -30,6 +30,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--device", default=None, help="auto, cuda, mps or cpu")
     parser.add_argument("--name", default=None, help="model name in the card (default: the folder's name)")
     parser.add_argument("--warning", default=None, help="a warning printed at the top of the model card")
+    parser.add_argument("--recipe", default=None, help="the command that re-creates this model (recorded in the card)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing model folder")
 
 
@@ -120,7 +121,7 @@ def run(args) -> int:
                      "n_pcr": int(sum(labels)), "n_non_pcr": int(len(labels) - sum(labels)),
                      "manifest_sha256": _manifest_hash(Path(args.cohort), sha256_path)}
     card = model_card(cv, pcfg, name=args.name or out.name, training_data=training_data, encoder=args.encoder,
-                      slide_feature_dim=mcfg.slide_dim, warning=args.warning)
+                      slide_feature_dim=mcfg.slide_dim, warning=args.warning, recipe=args.recipe)
     folder = write_harm3_model(out, cv, card, overwrite=args.overwrite)
     fold_aucs = ', '.join(format(f.metrics_05['auc'], '.3f') for f in cv.folds)
     print(f"AUC per fold: {fold_aucs}")
@@ -131,7 +132,7 @@ def run(args) -> int:
 
 
 def _manifest_hash(cohort: Path, hasher):
-    for name in ("cohort.json", "cohort.yaml", "manifest.json", "manifest.yaml", "cases.csv"):
+    for name in ("cohort.csv", "cohort.json", "cohort.yaml", "manifest.json", "manifest.yaml", "cases.csv"):
         if (cohort / name).is_file():
             return hasher(cohort / name)
     return None

@@ -26,6 +26,8 @@ class TrainConfig:
     epochs: int = 200
     batch_size: int = 8
     lr: float = 1e-4
+    lr_schedule: str = "constant"       # "constant" or "cosine" (linear warm-up, then cosine decay to 0)
+    warmup_epochs: int = 0
     weight_decay: float = 1e-6          # L2 (Adam)
     l1: float = 1e-6                    # L1 on all weights
     w_recon: float = 0.1                # weight of LD-VAE L_recon (paper silent; 1.0 swamped the BCE in tests)
@@ -119,6 +121,23 @@ def _evaluate(model, samples, pos_weight, tcfg, device):
     return roc_auc(y, p), sum(losses) / max(1, len(samples)), p
 
 
+def lr_factor(tcfg: TrainConfig, steps_per_epoch: int):
+    """Multiplier of the learning rate at a step (``LambdaLR``): constant, or linear warm-up then cosine."""
+    if tcfg.lr_schedule not in ("constant", "cosine"):
+        raise Harm3Error(f"unknown learning-rate schedule {tcfg.lr_schedule!r} (constant, cosine)")
+    warm = tcfg.warmup_epochs * steps_per_epoch
+    total = max(1, tcfg.epochs * steps_per_epoch)
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        if tcfg.lr_schedule == "constant":
+            return 1.0
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total - warm))))
+
+    return factor
+
+
 def train_fold(model_config, train, validation, tcfg: TrainConfig, seed: int = 0, progress=None):
     """Train one model; returns (best state dict, best epoch, history)."""
     import torch
@@ -137,6 +156,8 @@ def train_fold(model_config, train, validation, tcfg: TrainConfig, seed: int = 0
     pos_weight = tcfg.pos_weight if tcfg.pos_weight is not None else float((y == 0).sum() / max(1, (y == 1).sum()))
     best = (-math.inf, math.inf)
     best_state, best_epoch, history, stale = None, -1, [], 0
+    steps_per_epoch = math.ceil(len(train) / tcfg.batch_size)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor(tcfg, steps_per_epoch))
     for epoch in range(tcfg.epochs):
         model.train()
         order = rng.permutation(len(train))
@@ -149,6 +170,7 @@ def train_fold(model_config, train, validation, tcfg: TrainConfig, seed: int = 0
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            sched.step()
             total += float(loss.detach()) * len(batch)
         val_auc, val_loss, _ = _evaluate(model, validation, pos_weight, tcfg, device) if validation else (math.nan, math.nan, None)
         history.append({"epoch": epoch, "train_loss": total / len(train), "val_loss": val_loss, "val_auc": val_auc})

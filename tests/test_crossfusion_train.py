@@ -14,7 +14,8 @@ from napari_harm3.core.cli.main import main
 from napari_harm3.core.explain.crossfusion_attention import explain_slide, fold_padding, paint, patch_step
 from napari_harm3.core.models.crossfusion import create_model, load_ensemble
 from napari_harm3.core.train.bags import SlideBags, read_cohort
-from napari_harm3.core.train.crossfusion_train import TrainConfig, cross_validate
+from napari_harm3.core.train.crossfusion_train import (TrainConfig, cross_validate, feature_statistics,
+                                                       fold_standardisation, standardised)
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "specs" / "crossfusion-reference"
 
@@ -80,6 +81,23 @@ def test_learns_the_planted_signal_and_needs_the_fine_scale():
         assert len(fold.cuts) == 3 and np.all(np.diff(fold.cuts) > 0)
 
 
+def test_standardisation_folds_exactly_into_the_projections():
+    """A model run on standardised bags equals the saved (folded) model run on raw bags."""
+    torch.manual_seed(0)
+    bags, _, _ = planted_cohort(4, seed=3, dim=6)
+    raw = [(3 + 0.1 * b.x5, 3 + 0.1 * b.x10, 3 + 0.1 * b.x20) for b in bags]  # far from standard
+    stats = feature_statistics(raw, [0, 1, 2])
+    assert torch.allclose(torch.cat([t[1] for t in standardised(raw, stats)[:3]]).mean(0), torch.zeros(6), atol=1e-5)
+    model = create_model("crossfusion_tiny", backbone_dim=6, embed_dim=8, num_heads=2)
+    folded = create_model("crossfusion_tiny", backbone_dim=6, embed_dim=8, num_heads=2,
+                          weights=fold_standardisation(model.state_dict(), stats))
+    with torch.no_grad():
+        for (x5, x10, x20), (s5, s10, s20) in zip(raw, standardised(raw, stats)):
+            want = model(s5[None], s10[None], s20[None]).logits
+            assert torch.allclose(folded(x5[None], x10[None], x20[None]).logits, want, atol=1e-4)
+            assert not torch.allclose(model(x5[None], x10[None], x20[None]).logits, want, atol=1e-3)
+
+
 def test_cli_train_survival_and_model_folder(tmp_path, capsys):
     torch.set_num_threads(1)
     bags, times, events = planted_cohort(20, seed=1, dim=6)
@@ -94,6 +112,13 @@ def test_cli_train_survival_and_model_folder(tmp_path, capsys):
     assert card["kind"] == "crossfusion" and card["inputs"]["encoder"] == "planted"
     assert len(card["bin_edges_months"]) == 2 and all(len(e) == 3 for e in card["bin_edges_months"])
     assert len(card["weights"]) == 2 and len(card["deviations"]) >= 3
+    assert card["inputs"]["tissue_preset"] == "biopsy" and card["training_data"]["excluded_cases"] == []
+    assert card["t_max_months"] == pytest.approx(np.mean(card["max_follow_up_months"]))
+    # the risk threshold is the median ensemble risk of the training cohort
+    models, _ = load_ensemble(out)
+    with torch.no_grad():
+        cohort_risk = [np.mean([float(m(b.x5[None], b.x10[None], b.x20[None]).risk) for m in models]) for b in bags]
+    assert card["risk_threshold"] == pytest.approx(np.median(cohort_risk), abs=1e-5)
     metrics = json.loads((out / "metrics.json").read_text())
     assert len(metrics["cindex_per_fold"]) == 2 and 0 <= metrics["km_out_of_fold"]["logrank_p"] <= 1
     assert (out / "km.png").stat().st_size > 1000 and (out / "cindex.png").is_file()
@@ -197,10 +222,15 @@ def synthetic_cohort(tmp_path_factory):
     from napari_harm3.core.synth.cohort import make_cohort
     from napari_harm3.core.train.bags import ensure_features, load_cohort_bags
 
+    from napari_harm3.core.train.bags import usable_cases
+
     folder = tmp_path_factory.mktemp("crossfusion-synth")
-    cohort = read_cohort(make_cohort(folder, 60, seed=7))
-    ensure_features(cohort, folder / "features", "texture_stats")
-    return cohort, load_cohort_bags(cohort, folder / "features", "texture_stats")
+    cohort = read_cohort(make_cohort(folder, 60, seed=7, workers=2))
+    ensure_features(cohort, folder / "features", "texture_stats")  # CLAM's biopsy tissue preset
+    cohort, dropped = usable_cases(cohort, folder / "features", "texture_stats")
+    assert len(dropped) <= 3, dropped  # a thin core may hold no whole 5x patch
+    index = [int(c.case_id.split("-")[1]) - 1 for c in cohort.cases]  # SYN-0001 is case 0
+    return cohort, load_cohort_bags(cohort, folder / "features", "texture_stats"), index
 
 
 @pytest.mark.slow
@@ -209,13 +239,16 @@ def test_learns_the_synthetic_cohort(synthetic_cohort):
     from napari_harm3.core.synth.latent import case_seed, draw_latents
 
     torch.set_num_threads(1)
-    cohort, bags = synthetic_cohort
-    oracle = concordance_index(cohort.times, [draw_latents(case_seed(7, i)).log_hazard for i in range(len(cohort))],
-                               cohort.events)
-    common = dict(model="crossfusion_tiny", epochs=6, lr=1e-3, accumulation=4, folds=5, seed=0, device="cpu")
-    full = cross_validate(bags, cohort.times, cohort.events, TrainConfig(model_overrides={"embed_dim": 16}, **common))
+    cohort, bags, index = synthetic_cohort
+    oracle = concordance_index(cohort.times, [draw_latents(case_seed(7, i)).log_hazard for i in index], cohort.events)
+    # the demo model's recipe (models/crossfusion-demo/train.yaml): tiny, no dropout, no accumulation,
+    # training-fold feature standardisation
+    tiny = {"embed_dim": 16, "num_heads": 2, "ffn_dropout": 0.0, "attn_dropout": 0.0, "fusion_dropout": 0.0}
+    common = dict(model="crossfusion_tiny", epochs=16, lr=1e-3, accumulation=1, folds=5, seed=0, device="cpu",
+                  standardise=True)
+    full = cross_validate(bags, cohort.times, cohort.events, TrainConfig(model_overrides=tiny, **common))
     source = cross_validate(bags, cohort.times, cohort.events,
-                            TrainConfig(model_overrides={"embed_dim": 16, "scales": "source"}, **common))
+                            TrainConfig(model_overrides={**tiny, "scales": "source"}, **common))
     c_full, c_source = full.cindex_mean_sd[0], source.cindex_mean_sd[0]
     print(f"oracle (true log-hazard) C {oracle:.3f}; all scales {c_full:.3f}; source only {c_source:.3f}")
     assert c_full >= 0.75, f"C-index {c_full:.3f} (the true log-hazard itself reaches {oracle:.3f})"

@@ -7,7 +7,9 @@ patient id (cases of one patient stay in one fold) and a slide path or a case ma
 Features of case ``c`` at magnification ``m`` are ``<root>/<encoder>/x<m>/pt_files/<c>.pt``
 (an (N, D) tensor), their level-0 patch coordinates ``<root>/<encoder>/x<m>/patches/<c>.h5``;
 ``<root>`` defaults to ``<cohort dir>/features``. Missing features are computed with the slide
-pipeline (:func:`napari_harm3.core.wsi.prepare.prepare_slide_features`).
+pipeline (:func:`napari_harm3.core.wsi.prepare.prepare_slide_features`) with CLAM's ``biopsy``
+tissue preset (:data:`TISSUE_PRESET`): the pipeline's ``tcga`` default drops every tissue piece
+smaller than 16 patches of 512² px, i.e. whole biopsy cores (and all of a synthetic phantom).
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from ..errors import Harm3Error, InputFileError
 from ..progress import ProgressFn, report, scaled
 
 MAGNIFICATIONS = (5, 10, 20)
+#: CLAM tissue preset for biopsies (a_t = 1: keep tissue pieces of one 512² patch or more)
+TISSUE_PRESET = "biopsy"
 _ID_COLUMNS = ("case_id", "slide_id", "case", "id")
 _PATIENT_COLUMNS = ("patient_id", "patient")
 _TIME_COLUMNS = ("survival_months", "time_months", "os_months", "survival_time", "time")
@@ -223,39 +227,86 @@ def missing_features(cohort: Cohort, root, encoder: str) -> list:
     return out
 
 
-def ensure_features(cohort: Cohort, root, encoder: str, progress: ProgressFn | None = None, **pipeline_options) -> int:
+def ensure_features(cohort: Cohort, root, encoder: str, progress: ProgressFn | None = None,
+                    tissue_preset: str = TISSUE_PRESET, **pipeline_options) -> int:
     """Compute the missing feature files with the slide pipeline; returns how many cases were done."""
     todo = missing_features(cohort, root, encoder)
-    if not todo:
-        return 0
-    try:
-        from ..wsi.prepare import prepare_slide_features
-    except ImportError as exc:
-        raise Harm3Error(f"{len(todo)} case(s) have no features under {root} and the slide pipeline "
-                         f"(napari_harm3.core.wsi.prepare) is not available: {exc}") from exc
     for k, case in enumerate(todo):
         report(progress, k / len(todo), f"features for {case.case_id}")
         if case.slide is None or not case.slide.exists():
             raise InputFileError(cohort.path, f"case {case.case_id}: no features and no slide file to compute them from")
-        prepare_slide_features(_named_slide(case, root), root, encoder=encoder, mags=MAGNIFICATIONS,
-                               mpp=case.slide_mpp, progress=scaled(progress, k / len(todo), (k + 1) / len(todo)),
-                               **pipeline_options)
+        slide_features(case.slide, case.case_id, root, encoder, mpp=case.slide_mpp, tissue_preset=tissue_preset,
+                       progress=scaled(progress, k / len(todo), (k + 1) / len(todo)), **pipeline_options)
     report(progress, 1.0, "features ready")
     return len(todo)
 
 
-def _named_slide(case: Case, root) -> Path:
+def slide_features(slide, case_id: str, root, encoder: str, mpp=None, tissue_preset: str = TISSUE_PRESET,
+                   progress: ProgressFn | None = None, **pipeline_options) -> dict:
+    """{mag: FeatureBag} of one slide at 5×, 10× and 20×, stored under ``root`` named after the
+    case (computed once, then read from disk). A bag may be empty (no tissue patch at that
+    magnification: a thin biopsy core at 5×); see :func:`empty_magnifications`."""
+    try:
+        from ..wsi.prepare import prepare_slide_features
+        from ..wsi.tissue import TissueParams
+    except ImportError as exc:
+        raise Harm3Error(f"case {case_id} has no features under {root} and the slide pipeline "
+                         f"(napari_harm3.core.wsi.prepare) is not available: {exc}") from exc
+    if "params" not in pipeline_options:
+        pipeline_options["params"] = TissueParams.from_preset(tissue_preset)
+    return prepare_slide_features(_named_slide(case_id, Path(slide), root), root, encoder=encoder,
+                                  mags=MAGNIFICATIONS, mpp=mpp, progress=progress, **pipeline_options)
+
+
+def patch_counts(root, encoder: str, case_id: str) -> dict:
+    """{mag: number of patches} in one case's stored features (0 for an empty or absent bag)."""
+    import h5py
+    import torch
+
+    counts = {}
+    for mag in MAGNIFICATIONS:
+        pt, h5 = feature_file(root, encoder, mag, case_id), feature_file(root, encoder, mag, case_id, "h5")
+        if pt.is_file():
+            bag = torch.load(pt, map_location="cpu", weights_only=True)
+            bag = bag["features"] if isinstance(bag, dict) else bag
+            counts[mag] = int(bag.shape[-2]) if bag.dim() >= 2 else 0
+        elif h5.is_file():
+            with h5py.File(h5, "r") as handle:
+                counts[mag] = int(handle["features"].shape[0]) if "features" in handle else 0
+        else:
+            counts[mag] = 0
+    return counts
+
+
+def empty_magnifications(root, encoder: str, case_id: str) -> list:
+    """Magnifications at which a case has no patch (CrossFusion needs all three)."""
+    return [mag for mag, n in patch_counts(root, encoder, case_id).items() if n == 0]
+
+
+def usable_cases(cohort: Cohort, root, encoder: str) -> tuple:
+    """(cohort of the cases with patches at 5×, 10× and 20×, ((case id, why left out), ...))."""
+    kept, dropped = [], []
+    for case in cohort.cases:
+        empty = empty_magnifications(root, encoder, case.case_id)
+        if empty:
+            dropped.append((case.case_id, f"no tissue patch at {', '.join(f'{m}x' for m in empty)}"))
+        else:
+            kept.append(case)
+    return Cohort(path=cohort.path, cases=tuple(kept)), tuple(dropped)
+
+
+def _named_slide(case_id: str, slide: Path, root) -> Path:
     """The pipeline names feature files after the slide file; slides of different cases may share a
     file name (``slide/biopsy.tiff``), so the pipeline is given a link named after the case."""
-    if case.slide.stem == case.case_id:
-        return case.slide
-    link = Path(root) / ".slides" / f"{case.case_id}{case.slide.suffix}"
+    if slide.stem == case_id:
+        return slide
+    link = Path(root) / ".slides" / f"{case_id}{slide.suffix}"
     link.parent.mkdir(parents=True, exist_ok=True)
     if link.is_symlink() or link.exists():
-        if link.resolve() == case.slide.resolve():
+        if link.resolve() == slide.resolve():
             return link
         link.unlink()
-    link.symlink_to(case.slide.resolve())
+    link.symlink_to(slide.resolve())
     return link
 
 

@@ -5,6 +5,13 @@ quartiles of the *training* part's uncensored times; the model is trained with t
 discrete-time NLL loss (α = 0.2), Adam (lr 1e-4, weight decay 4e-6), batch 1 with gradient
 accumulation; the epoch kept is the one with the best C-index on the inner validation split
 (never the test fold), which is then scored once on the test fold.
+
+Feature standardisation (``standardise``, on by default): each magnification's features are
+centred and scaled by the *training* part's per-dimension mean and sd while training, and the
+affine map is then folded exactly into that magnification's projection layer (Linear(Db→D)), so
+the saved weights take raw encoder features like any CrossFusion checkpoint. Without it, small
+encoder-feature differences between patients (texture statistics vary by a few hundredths)
+hardly move the LayerNorm-ed projections and training stalls.
 """
 
 from __future__ import annotations
@@ -32,8 +39,10 @@ class TrainConfig:
     n_bins: int = 4
     folds: int = 5
     validation_fraction: float = 0.2
+    standardise: bool = True             # training-fold feature standardisation, folded into the projections
     seed: int = 0
     device: str = "auto"
+    threads: int = 0                     # CPU threads for torch (0: torch's default); 1 is fastest for tiny models on a busy machine
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -108,6 +117,41 @@ def predict_risk(model, tensors, bins=None, censored=None, alpha: float = 0.2) -
     return np.asarray(risks), np.stack(survs) if survs else np.zeros((0, 0)), loss
 
 
+#: which bag feeds which projection of the model
+_PROJECTION_INPUT = {"coarse": 0, "source": 1, "fine": 2}
+
+
+def feature_statistics(tensors, indices) -> list:
+    """[(mean (Db,), sd (Db,))] per magnification (5×, 10×, 20×) over every patch of ``indices``;
+    sd floored at 1e-3 (near-constant features are not blown up)."""
+    import torch
+
+    out = []
+    for k in range(3):
+        stacked = torch.cat([tensors[i][k] for i in indices])  # (ΣN, Db)
+        out.append((stacked.mean(0), stacked.std(0).clamp_min(1e-3)))
+    return out
+
+
+def standardised(tensors, stats) -> list:
+    """Each case's bags with ``(x − mean) / sd`` per magnification."""
+    return [tuple((x - m) / s for x, (m, s) in zip(bags, stats)) for bags in tensors]
+
+
+def fold_standardisation(state: dict, stats) -> dict:
+    """Weights that take raw features: Linear(W, b) on (x − μ)/σ = Linear(W/σ, b − W·μ/σ)."""
+    out = dict(state)
+    for scale, k in _PROJECTION_INPUT.items():
+        key = f"project.{scale}.0"
+        if f"{key}.weight" not in state:
+            continue
+        mean, sd = (t.to(state[f"{key}.weight"].device) for t in stats[k])
+        weight = state[f"{key}.weight"]                       # (D, Db)
+        out[f"{key}.weight"] = weight / sd                    # (D, Db)
+        out[f"{key}.bias"] = state[f"{key}.bias"] - (weight / sd) @ mean  # (D,)
+    return out
+
+
 def _safe_cindex(times, risk, events) -> float:
     if np.sum(events) == 0 or len(times) < 2:
         return float("nan")
@@ -129,6 +173,13 @@ def train_fold(tensors, times, events, fold, cfg: TrainConfig, backbone_dim: int
     torch.manual_seed(cfg.seed * 1000 + fold.index)
     rng = np.random.default_rng([cfg.seed, fold.index])
     model = create_model(cfg.model, backbone_dim=backbone_dim, n_bins=cfg.n_bins, **cfg.model_overrides).to(device)
+    raw = tensors
+    stats = None
+    if cfg.standardise:
+        if isinstance(model.project["source"], torch.nn.Identity):
+            raise Harm3Error("standardise needs projection layers to fold into (backbone_dim ≠ embed_dim)")
+        stats = feature_statistics(tensors, train)
+        tensors = standardised(tensors, stats)
     optimiser = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     best = (-np.inf, np.inf)
     best_state, best_epoch, best_val, history = None, -1, float("nan"), []
@@ -156,8 +207,10 @@ def train_fold(tensors, times, events, fold, cfg: TrainConfig, backbone_dim: int
             best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
         report(progress, (epoch + 1) / cfg.epochs,
                f"fold {fold.index}: epoch {epoch + 1}/{cfg.epochs}, loss {total / len(order):.4f}, validation C {val_c:.3f}")
+    if stats is not None:
+        best_state = fold_standardisation(best_state, [(m.cpu(), sd.cpu()) for m, sd in stats])
     model.load_state_dict(best_state)
-    test_risk, test_surv, _ = predict_risk(model, [tensors[i] for i in test])
+    test_risk, test_surv, _ = predict_risk(model, [raw[i] for i in test])  # saved weights, raw features
     return FoldResult(index=fold.index, cuts=cuts, t_max=float(times[train].max()), best_epoch=best_epoch,
                       validation_cindex=best_val, test_cindex=_safe_cindex(times[test], test_risk, events[test]),
                       test_index=np.asarray(test), test_risk=test_risk, test_survival=test_surv,
@@ -197,6 +250,10 @@ def cross_validate(bags, times, events, cfg: TrainConfig, patient_ids=None,
     if len(bags) != len(times):
         raise Harm3Error("one bag set per case is needed")
     device = pick_device(cfg.device)
+    if cfg.threads > 0:
+        import torch
+
+        torch.set_num_threads(cfg.threads)
     tensors = _to_device(bags, device)
     dims = {b.dim for b in bags}
     if len(dims) != 1:
@@ -242,8 +299,36 @@ def _fold_centred_risk(result: CVResult) -> np.ndarray:
     return risk
 
 
-def save_cv_model(out, result: CVResult, card: dict, overwrite: bool = False):
-    """Write the fold ensemble as a model folder with metrics.json, predictions.csv and plots."""
+def ensemble_risks(result: CVResult, bags, model: str, model_overrides: dict, n_bins: int) -> np.ndarray:
+    """Risk of every cohort case under the whole fold ensemble (mean of the fold models' −ΣS),
+    the scale on which a new case's ensemble risk is compared with the training cohort."""
+    from ..models.crossfusion import create_model
+
+    tensors = _to_device(bags, "cpu")
+    per_fold = []
+    for f in result.folds:
+        net = create_model(model, weights=f.state_dict, backbone_dim=bags[0].dim, n_bins=n_bins, **model_overrides)
+        per_fold.append(predict_risk(net, tensors)[0])
+    return np.mean(per_fold, axis=0)
+
+
+def risk_reference(risks) -> dict:
+    """Card fields placing a new case in the training cohort: the median ensemble risk splits
+    high from low risk (the paper's median split), with the quartiles for context."""
+    risks = np.asarray(risks, dtype=float)
+    q25, q50, q75 = np.percentile(risks, [25, 50, 75])
+    return {"risk_threshold": float(q50),
+            "risk_reference": {"n_cases": int(risks.size), "median": float(q50), "q25": float(q25), "q75": float(q75),
+                               "min": float(risks.min()), "max": float(risks.max()),
+                               "note": "ensemble risk (mean over fold models of −ΣS) of the training cohort; "
+                                       "risk ≥ median → 'high' risk group"}}
+
+
+def save_cv_model(out, result: CVResult, card: dict, overwrite: bool = False, bags=None):
+    """Write the fold ensemble as a model folder with metrics.json, predictions.csv and plots.
+
+    With the cohort's ``bags``, the card also gets the training cohort's ensemble-risk median
+    (``risk_threshold``) so that a new case is placed in a high or low risk group."""
     from pathlib import Path
 
     import matplotlib
@@ -281,13 +366,19 @@ def save_cv_model(out, result: CVResult, card: dict, overwrite: bool = False):
     card = dict(card)
     card["bin_edges_months"] = [f.cuts.tolist() for f in result.folds]
     card["max_follow_up_months"] = [f.t_max for f in result.folds]
+    card["t_max_months"] = float(np.mean([f.t_max for f in result.folds]))
+    if bags is not None:
+        training = card.get("training", {})
+        card.update(risk_reference(ensemble_risks(result, bags, training.get("model", "crossfusion"),
+                                                  training.get("model_overrides", {}), training.get("n_bins", 4))))
     card["metrics"] = {k: metrics[k] for k in ("cindex_mean", "cindex_sd", "cindex_per_fold")} | {
         "km_logrank_p": metrics["km_out_of_fold"]["logrank_p"], "details": "metrics.json"}
     return write_model_folder(out, card, [f.state_dict for f in result.folds], overwrite=overwrite)
 
 
 def crossfusion_card(name: str, model_config: dict, train_config: TrainConfig, encoder: str,
-                     training_data: dict, warning: str | None = None, intended_use: str | None = None) -> dict:
+                     training_data: dict, warning: str | None = None, intended_use: str | None = None,
+                     tissue_preset: str = "biopsy") -> dict:
     """The model card of a CrossFusion model (bin edges and metrics are added when saving)."""
     from ..models.crossfusion import CITATION, DEVIATIONS
 
@@ -300,7 +391,7 @@ def crossfusion_card(name: str, model_config: dict, train_config: TrainConfig, e
         "intended_use": intended_use or "Research use only: ranking slides by predicted survival risk in a "
                                         "cohort like the training one. Not for clinical decisions.",
         "inputs": {"encoder": encoder, "feature_dim": model_config["backbone_dim"], "magnifications": [5, 10, 20],
-                   "patch_size_px": 256,
+                   "patch_size_px": 256, "tissue_preset": tissue_preset,
                    "layout": "<features>/<encoder>/x{5,10,20}/pt_files/<slide>.pt, (N, D) tensors in patch-coordinate order"},
         "config": model_config,
         "training": train_config.to_dict(),

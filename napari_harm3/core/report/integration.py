@@ -151,4 +151,6 @@ def run_survival_model(model_folder, loaded: LoadedCase, device: str, progress) 
         cuts_months=tuple(float(c) for c in prediction.cuts_months),
         fold_risks=tuple(float(r) for r in prediction.fold_risks),
         missing_inputs=tuple(prediction.missing_inputs), attention=attention,
+        t_max_months=getattr(prediction, "t_max_months", None),
+        risk_threshold=getattr(prediction, "risk_threshold", None),
     ), ""

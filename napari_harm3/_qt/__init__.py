@@ -12,3 +12,13 @@ nothing; each module pulls in Qt when it is imported itself.
 - :mod:`.app` — open napari on a case, wait for it, write screenshots (``harm3 demo/view``).
 - :mod:`.images` — screenshots (RGBA arrays) to PNG, atomically.
 """
+
+import sys as _sys
+
+# torch imports triton (through torch._dynamo, e.g. when torchvision loads); triton's native
+# library crashes the process (SIGSEGV) when it loads after napari has created its OpenGL
+# context (Mesa/LLVM clash, reproduced under Xvfb). We never use torch.compile, so in the GUI
+# we make `import triton` fail cleanly (torch handles that), unless triton is already loaded.
+if "triton" not in _sys.modules:
+    _sys.modules["triton"] = None
+

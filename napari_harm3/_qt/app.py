@@ -35,7 +35,10 @@ def open_case_window(source=None, files: Optional[dict] = None, mpp: Optional[fl
 
     viewer = napari.Viewer(title=title, show=show)
     viewer.window.resize(*WINDOW_SIZE)
+    from .workflow_panel import install_workflow
+
     panel = CasePanel(viewer)
+    install_workflow(panel)  # the "Models" tab: run buttons, results, overlays, report
     viewer.window.add_dock_widget(panel, name="HARM3 case", area="right")
     QApplication.processEvents()  # lay out the window before the grid dock takes its share
     panel.show_grid()

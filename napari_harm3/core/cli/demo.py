@@ -16,9 +16,27 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-#: steps after the case is shown: ``step(viewer, panel, out_dir) -> list[Path]`` (files written).
-#: The next issue appends the model runs (pCR, survival), their overlays and the report here.
-DEMO_STEPS: list = []
+
+
+def run_models_step(viewer, panel, out_dir=None) -> list:
+    """Both models (zoo demo models) on the demo patient, overlays shown; an absent model is said."""
+    from ..._qt.demo_steps import run_models
+
+    return run_models(viewer, panel, out_dir)
+
+
+def export_report_step(viewer, panel, out_dir=None) -> list:
+    """The per-patient report (PDF + JSON) from the results just shown (headless only)."""
+    from ..._qt.demo_steps import export_report
+
+    return export_report(viewer, panel, out_dir)
+
+
+export_report_step.headless_only = True
+
+#: steps after the case is shown: ``step(viewer, panel, out_dir) -> list[Path]`` (files written);
+#: a step with ``headless_only = True`` runs with ``--headless`` only.
+DEMO_STEPS: list = [run_models_step, export_report_step]
 
 
 def register(subparsers) -> None:
@@ -44,7 +62,8 @@ def run(args) -> int:
 
     manifest = demo_case(args.cache, progress=_print_progress)
     print(f"demo: case manifest {manifest}", flush=True)
-    return show_case(manifest, out=args.out, headless=args.headless, steps=DEMO_STEPS)
+    steps = [s for s in DEMO_STEPS if args.headless or not getattr(s, "headless_only", False)]
+    return show_case(manifest, out=args.out, headless=args.headless, steps=steps)
 
 
 def show_case(manifest=None, files=None, mpp=None, out=None, headless=False, steps=()) -> int:
@@ -57,6 +76,11 @@ def show_case(manifest=None, files=None, mpp=None, out=None, headless=False, ste
     from ..errors import Harm3Error
     from ..._qt.app import open_case_window, wait_for_case, write_screenshots
 
+    from ..._qt.workflow_panel import preload_torch
+
+    # torch/torchvision imported after napari has an OpenGL context crash the process here
+    # (SIGSEGV in their shared libraries), so the model tab's libraries are loaded first
+    preload_torch()
     viewer, panel = open_case_window(manifest, files=files, mpp=mpp, show=True)
     try:
         layers = wait_for_case(panel)

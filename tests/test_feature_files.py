@@ -130,3 +130,21 @@ def test_cli_patch_then_extract(shared_data, tmp_path):
                 "--mags", "5", "--mpp", "0.25", "--a-t", "1", "--contour", "corner_any", "--workers", "1") == 0
     features, stored, _ = load_clam_features(tmp_path / "f" / "texture_stats" / "x5" / "pt_files" / "tcga-cr-7395-hnsc-jp2k.pt")
     assert np.array_equal(stored, coords) and features.shape == (len(coords), 42)
+
+
+def test_slides_sharing_a_file_name_never_share_features(tmp_path):
+    """Synthetic cases all call their slide biopsy.tiff: reusing one case's features for
+    another must be an error, and a slide_id per case keeps them apart."""
+    from napari_harm3.core.errors import Harm3Error
+    from napari_harm3.core.synth import make_case
+
+    first = make_case(tmp_path / "A", seed=1)
+    second = make_case(tmp_path / "B", seed=2)
+    root = tmp_path / "features"
+    prepare_slide_features(first.slide, root, "texture_stats", mags=(10,))
+    with pytest.raises(Harm3Error, match="another slide"):
+        prepare_slide_features(second.slide, root, "texture_stats", mags=(10,))
+    a = prepare_slide_features(first.slide, root, "texture_stats", mags=(10,), slide_id="A")[10]
+    b = prepare_slide_features(second.slide, root, "texture_stats", mags=(10,), slide_id="B")[10]
+    assert a.slide == "A" and b.slide == "B" and len(a) > 0 and len(b) > 0
+    assert not np.array_equal(a.features.mean(0), b.features.mean(0))

@@ -99,13 +99,15 @@ def _as_volume(item, reader):
     return reader(item)
 
 
-def slide_features(slide_path, features_root, encoder: str = "texture_stats", progress=None):
+def slide_features(slide_path, features_root, encoder: str = "texture_stats", progress=None,
+                   slide_id: str | None = None):
     """(features (N, F), coords (N, 2)) of a slide at HARM3's contract (20×, 224-px patches),
-    read from ``features_root`` or computed there by the slide pipeline when absent."""
+    read from ``features_root`` or computed there by the slide pipeline when absent. Files are
+    named ``slide_id`` (pass the case id: slides of different cases may share a file name)."""
     from ..wsi.prepare import prepare_slide_features
 
     bag = prepare_slide_features(slide_path, features_root, encoder=encoder, mags=(SLIDE_MAGNIFICATION,),
-                                 patch_size=SLIDE_PATCH_SIZE, progress=progress)
+                                 patch_size=SLIDE_PATCH_SIZE, progress=progress, slide_id=slide_id)
     if isinstance(bag, dict):  # one bag per magnification
         bag = bag.get(SLIDE_MAGNIFICATION, bag.get(f"x{SLIDE_MAGNIFICATION}", next(iter(bag.values()))))
     if isinstance(bag, (list, tuple)):
@@ -152,7 +154,7 @@ def sample_from_case(case, prep_config: MriPrepConfig | None = None, features_ro
         if features_root is None:
             raise Harm3Error(f"{case_id}: no folder for slide features given")
         report(progress, 0.4, f"{case_id}: slide features")
-        features, coords = slide_features(slide, features_root, encoder)
+        features, coords = slide_features(slide, features_root, encoder, slide_id=case_id)
     labels = _case_field(case, "labels", default={}) or {}
     label = labels.get("pcr") if isinstance(labels, dict) else getattr(labels, "pcr", None)
     report(progress, 1.0, f"{case_id}: ready")

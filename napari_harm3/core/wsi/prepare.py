@@ -26,6 +26,10 @@ from .tissue import TissueParams
 DEFAULT_MAGS = (5, 10, 20)
 #: tissue preset used when no parameters are given (the CLI's default too)
 DEFAULT_PRESET = "tcga"
+#: preset for the models' inputs (prepare_slide_features): the slide both models read is the
+#: pre-treatment *biopsy*, small tissue cores that CLAM's TCGA preset (a_t = 16 patch units)
+#: drops entirely
+MODEL_INPUT_PRESET = "biopsy"
 
 
 def _as_encoder(encoder, weights=None):
@@ -66,18 +70,23 @@ def _patch_set_for(slide_path, files: SlideFiles, mag, patch_size, mpp, patches_
 def extract_slide(slide_path, out_root, encoder, mag=20, patch_size: int = 256, mpp=None,
                   patches_root=None, params: TissueParams | None = None, contour_fn: str = "four_pt",
                   batch_size: int = 64, device=None, workers: int = 2, force: bool = False,
-                  progress=None) -> SlideFiles:
+                  progress=None, *, slide_id: str | None = None) -> SlideFiles:
     """Features of one slide at one magnification into ``out_root`` (skipped when done).
 
-    An interrupted run (``Cancelled`` from ``progress``, a crash) resumes from its last stored
-    batch; ``force`` recomputes patches and features.
+    Files are named after ``slide_id`` (default: the slide's file stem, as CLAM does); pass
+    a unique id (e.g. the case id) when slides of different cases share a file name. Stored
+    features record a fingerprint of the slide file, and reusing them for another slide is an
+    error, never a silent mix-up. An interrupted run (``Cancelled`` from ``progress``, a
+    crash) resumes from its last stored batch; ``force`` recomputes patches and features.
     """
     import torch
 
     encoder = _as_encoder(encoder)
-    files = SlideFiles.of(out_root, encoder.name, mag, patch_size, slide_name(slide_path))
+    files = SlideFiles.of(out_root, encoder.name, mag, patch_size, slide_id or slide_name(slide_path))
+    fingerprint = slide_fingerprint(slide_path)
     if files.done() and not force:
         _check_same_encoder(files, encoder)
+        _check_same_slide(files, fingerprint, slide_path)
         report(progress, 1.0, f"{files.slide} x{mag}: done already")
         return files
     slide = open_wsi(slide_path, mpp=mpp)
@@ -96,11 +105,35 @@ def extract_slide(slide_path, out_root, encoder, mag=20, patch_size: int = 256, 
     features = partial.read()
     meta = {**encoder.provenance(), "magnification": -1.0 if mag is None else float(mag),
             "patch_size": int(patch_size), "patch_size_level0": int(plan.patch_size_level0),
-            "read_level": int(plan.read_level), "slide": files.slide,
+            "read_level": int(plan.read_level), "slide": files.slide, "slide_fingerprint": fingerprint,
             "base_magnification": plan.base_magnification or -1.0, "magnification_source": plan.source}
     write_feature_files(files, features, coords, meta, overwrite=True)
     partial.remove()
     return files
+
+
+def slide_fingerprint(slide_path, block: int = 1 << 16) -> str:
+    """Size + sha256 of the first and last 64 KiB of a slide file: cheap, survives moves and
+    renames, and tells different slides apart (used to refuse reusing another slide's features)."""
+    path = Path(slide_path)
+    if not path.is_file():
+        return ""
+    size = path.stat().st_size
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        digest.update(handle.read(block))
+        if size > block:
+            handle.seek(max(block, size - block))
+            digest.update(handle.read(block))
+    return f"{size}:{digest.hexdigest()[:32]}"
+
+
+def _check_same_slide(files: SlideFiles, fingerprint: str, slide_path) -> None:
+    _, _, attrs = load_clam_features(files.h5)
+    stored = str(attrs.get("slide_fingerprint", ""))
+    if stored and fingerprint and stored != fingerprint:
+        raise Harm3Error(f"{files.h5} holds features of another slide than {slide_path} (same name "
+                         f"{files.slide!r}); give each slide a unique id or use another output folder")
 
 
 def _check_same_encoder(files: SlideFiles, encoder) -> None:
@@ -124,18 +157,21 @@ def load_feature_bag(out_root, encoder: str, slide: str, mag=20, patch_size: int
 def prepare_slide_features(slide_path, out_root, encoder="texture_stats", mags=DEFAULT_MAGS,
                            patch_size: int = 256, mpp=None, weights=None, progress=None,
                            device=None, batch_size: int = 64, workers: int = 2,
-                           params: TissueParams | None = None, contour_fn: str = "four_pt") -> dict:
+                           params: TissueParams | None = None, contour_fn: str = "four_pt",
+                           slide_id: str | None = None) -> dict:
     """{mag: FeatureBag} for one slide, computed once per slide and encoder, then read from disk.
 
-    ``encoder`` is a registered name (with ``weights``, a local file) or a built encoder.
+    ``encoder`` is a registered name (with ``weights``, a local file) or a built encoder;
+    ``slide_id`` names the files (default: the slide's file stem), see :func:`extract_slide`.
     """
     encoder = _as_encoder(encoder, weights)
+    params = params or TissueParams.from_preset(MODEL_INPUT_PRESET)
     bags = {}
     mags = list(mags)
     for k, mag in enumerate(mags):
         sub = scaled(progress, k / len(mags), (k + 1) / len(mags))
         files = extract_slide(slide_path, out_root, encoder, mag, patch_size, mpp, None, params, contour_fn,
-                              batch_size, device, workers, False, sub)
+                              batch_size, device, workers, False, sub, slide_id=slide_id)
         bags[mag] = load_feature_bag(out_root, encoder.name, files.slide, mag, patch_size)
     return bags
 

@@ -212,3 +212,24 @@ def test_learning_rate_schedule_warms_up_then_decays_to_zero():
     assert f(10) == pytest.approx(1.0) and f(30) == pytest.approx(0.5)           # cosine: half-way at 30 of 50
     assert f(49) < 0.01
     assert lr_factor(TrainConfig(epochs=10), 5)(37) == 1.0                       # constant
+
+
+def test_slide_standardisation_uses_stored_statistics_and_gradcam_layer_is_configurable():
+    model = create_model("harm3_fusion_tiny").eval()
+    assert model.config.slide_standardise and {"slide_mean", "slide_std"} <= set(model.state_dict())
+    mri, slide, mask = _inputs()
+    inputs = dict(mri=mri, slide=slide, slide_mask=mask)
+    with torch.no_grad():
+        before = model(**inputs).logit
+        model.set_slide_statistics(torch.arange(16.0), torch.linspace(0.5, 2.0, 16))  # per dimension (LayerNorm follows)
+        after = model(**inputs).logit
+    assert not torch.allclose(before, after)                       # the statistics are applied …
+    restored = create_model("harm3_fusion_tiny", weights=model.state_dict()).eval()
+    with torch.no_grad():
+        assert torch.allclose(restored(**inputs).logit, after)      # … and travel with the weights
+    assert create_model("harm3_fusion_tiny", slide_standardise=False).state_dict().keys().isdisjoint({"slide_mean"})
+    assert model.gradcam_layers == [model.extractors[0].stages[0]]
+    last = create_model("harm3_fusion_tiny", gradcam_layer="last")
+    assert last.gradcam_layers == [last.extractors[0].last_conv]
+    with pytest.raises(ValueError, match="gradcam_layer"):
+        _ = create_model("harm3_fusion_tiny", gradcam_layer="stage9").gradcam_layers

@@ -71,6 +71,8 @@ class Harm3Config:
     slide_dim: int = 768                   # ViT-B/16 embedding
     slide_tokens: int = 16
     slide_heads: int = 8
+    slide_standardise: bool = False        # z-score each feature dimension with the training fold's patch
+                                           # statistics (buffers slide_mean / slide_std, stored with the weights)
     # multi-modal fusion (Eqs. 6–7)
     use_cross_attention: bool = True
     cross_attention_scale: str = "head"    # "head": √(d/h); "model": √d_k with d_k = d_model
@@ -84,6 +86,9 @@ class Harm3Config:
     drop_sequence: float = 0.05            # … a whole sequence (pre and post)
     drop_timepoint: float = 0.05           # … a whole time point (T1 and T2)
     drop_slide: float = 0.1                # … the slide
+    # explanations
+    gradcam_layer: str = "last"            # Grad-CAM target: "last" (the extractor's last conv, spec §2) or
+                                           # "stage<k>" (output of stage k, 1-based: finer maps)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -159,6 +164,9 @@ class Harm3Fusion(nn.Module):
             self.slide_proj = nn.Sequential(nn.LayerNorm(cfg.slide_dim), nn.Linear(cfg.slide_dim, d))
             self.pool = AttentionPooling(d, cfg.slide_tokens, cfg.slide_heads, cfg.dropout)
             self.missing_slide = nn.Parameter(torch.randn(cfg.slide_tokens, d) * 0.02)  # (K, d)
+            if cfg.slide_standardise:
+                self.register_buffer("slide_mean", torch.zeros(cfg.slide_dim))         # (F,)
+                self.register_buffer("slide_std", torch.ones(cfg.slide_dim))           # (F,)
         if cfg.use_mri and cfg.use_slide and cfg.use_cross_attention:
             self.cross = CrossAttentionLayer(d, cfg.heads, cfg.dropout, cfg.cross_attention_scale,
                                              cfg.cross_attention_residual)
@@ -166,10 +174,24 @@ class Harm3Fusion(nn.Module):
 
     @property
     def gradcam_layers(self) -> list:
-        """The extractor's last convolutional layer(s): Grad-CAM's target."""
+        """Grad-CAM's target layer(s): the extractor's last conv, or a stage's output (``gradcam_layer``)."""
         if not self.config.use_mri:
             return []
-        return [e.last_conv for e in self.extractors]
+        name = self.config.gradcam_layer
+        if name == "last":
+            return [e.last_conv for e in self.extractors]
+        if name.startswith("stage") and name[5:].isdigit() and 1 <= int(name[5:]) <= len(self.extractors[0].stages):
+            return [e.stages[int(name[5:]) - 1] for e in self.extractors]
+        raise ValueError(f"unknown gradcam_layer {name!r} (last, stage1 … stage{len(self.extractors[0].stages)})")
+
+    def set_slide_statistics(self, mean, std) -> None:
+        """Per-dimension statistics of the training patches (``slide_standardise``)."""
+        if not hasattr(self, "slide_mean"):
+            return
+        mean = torch.as_tensor(mean, dtype=self.slide_mean.dtype)
+        std = torch.as_tensor(std, dtype=self.slide_std.dtype).clamp_min(1e-6)
+        self.slide_mean.copy_(mean)
+        self.slide_std.copy_(std)
 
     # ------------------------------------------------------------------ missing inputs
     def _drop(self, present: torch.Tensor, slide_present: torch.Tensor):
@@ -232,6 +254,8 @@ class Harm3Fusion(nn.Module):
         slide_mask = slide_mask & slide_present[:, None]                        # (B, N)
         safe_mask = slide_mask.clone()
         safe_mask[:, 0] |= ~slide_mask.any(1)                                   # keep softmax finite for empty bags
+        if hasattr(self, "slide_mean"):
+            slide = (slide - self.slide_mean) / self.slide_std                  # (B, N, F)
         pooled, weights = self.pool(self.slide_proj(slide), safe_mask)           # (B, K, d), (B, h, K, N)
         has = slide_mask.any(1)                                                  # (B,)
         tokens = torch.where(has[:, None, None], pooled, placeholder)            # (B, K, d)
@@ -299,7 +323,8 @@ CONFIGS = {
         mri_size=(16, 32, 32), extractor_channels=(4, 8, 8, 16), stem_stride=(2, 2, 2),
         stage_strides=((1, 2, 2), (1, 1, 1), (2, 2, 2), (1, 1, 1)), feature_dim=16, token_grid=(2, 2, 2),
         vae_latent=16, vae_inherent=8, vae_variant=8, vae_hidden=32, d_model=32, heads=4, slide_dim=16,
-        slide_tokens=4, slide_heads=4, head_channels=(16, 16), head_hidden=16, dropout=0.0),
+        slide_tokens=4, slide_heads=4, head_channels=(16, 16), head_hidden=16, dropout=0.0,
+        slide_standardise=True, gradcam_layer="stage1"),          # stage 1 output: 8×8×8 maps (last conv: 4×4×4)
 }
 
 

@@ -2,8 +2,10 @@
 
 Loss = BCE (positive class weighted for imbalance) + w_recon·L_recon + w_contra·L_contra
 + l1·Σ|w| (L2 is Adam's weight decay). Adam, lr 1e-4, weight decay 1e-6, batch 8, ≤ 200 epochs.
-Patient-level stratified K-fold (``cv.patient_folds``); each fold selects its epoch on an inner
-validation split of its training part (AUC, then loss), never on the test fold; the Youden
+Patient-level stratified K-fold (``cv.patient_folds``); each fold keeps the epoch chosen by
+``TrainConfig.selection``: best inner-validation AUC (then loss), lowest inner-validation loss, or the
+final epoch of the schedule (small cohorts, where a 12-case validation AUC is too noisy to pick an
+epoch) — never by the test fold; the Youden
 threshold is chosen on the fold's training data. The K fold models form the ensemble.
 """
 
@@ -36,6 +38,8 @@ class TrainConfig:
     folds: int = 5
     validation_fraction: float = 0.2
     patience: int = 40                  # epochs without a better validation score before stopping
+    selection: str = "val_auc"          # which epoch a fold keeps: "val_auc" (best inner-validation AUC, then
+                                        # loss), "val_loss" (lowest inner-validation loss), "last" (final epoch)
     max_patches: int = 2048             # patches per slide per training step (random subset)
     seed: int = 0
     device: str = "auto"
@@ -150,11 +154,18 @@ def train_fold(model_config, train, validation, tcfg: TrainConfig, seed: int = 0
     device = pick_device(tcfg.device)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
+    if tcfg.selection not in ("val_auc", "val_loss", "last"):
+        raise Harm3Error(f"unknown model selection {tcfg.selection!r} (val_auc, val_loss, last)")
     model = Harm3Fusion(model_config).to(device)
+    if getattr(model_config, "slide_standardise", False) and model_config.use_slide:
+        bags = [np.asarray(s.features, np.float64) for s in train if s.features is not None and len(s.features)]
+        if bags:
+            allp = np.concatenate(bags)
+            model.set_slide_statistics(allp.mean(0), allp.std(0))
     opt = torch.optim.Adam(model.parameters(), lr=tcfg.lr, weight_decay=tcfg.weight_decay)
     y = np.array([s.label for s in train])
     pos_weight = tcfg.pos_weight if tcfg.pos_weight is not None else float((y == 0).sum() / max(1, (y == 1).sum()))
-    best = (-math.inf, math.inf)
+    best = (-math.inf, -math.inf)
     best_state, best_epoch, history, stale = None, -1, [], 0
     steps_per_epoch = math.ceil(len(train) / tcfg.batch_size)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor(tcfg, steps_per_epoch))
@@ -174,14 +185,19 @@ def train_fold(model_config, train, validation, tcfg: TrainConfig, seed: int = 0
             total += float(loss.detach()) * len(batch)
         val_auc, val_loss, _ = _evaluate(model, validation, pos_weight, tcfg, device) if validation else (math.nan, math.nan, None)
         history.append({"epoch": epoch, "train_loss": total / len(train), "val_loss": val_loss, "val_auc": val_auc})
-        score = (val_auc if np.isfinite(val_auc) else -math.inf, val_loss)
-        if best_state is None or score[0] > best[0] or (score[0] == best[0] and score[1] < best[1]):
+        if tcfg.selection == "val_auc":
+            score = (val_auc if np.isfinite(val_auc) else -math.inf, -val_loss)
+        elif tcfg.selection == "val_loss":
+            score = (-val_loss if np.isfinite(val_loss) else -math.inf, val_auc)
+        else:
+            score = (float(epoch), 0.0)
+        if best_state is None or score[0] > best[0] or (score[0] == best[0] and score[1] > best[1]):
             best, best_epoch, stale = score, epoch, 0
             best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
         else:
             stale += 1
         report(progress, (epoch + 1) / tcfg.epochs, f"epoch {epoch + 1}: val AUC {val_auc:.3f}")
-        if stale >= tcfg.patience:
+        if stale >= tcfg.patience and tcfg.selection != "last":
             break
     return best_state, best_epoch, history
 
@@ -275,8 +291,9 @@ def model_card(cv: CvResult, prep_config, *, name: str, training_data: dict, enc
         "config": {"model": cv.model_config.to_dict(), "train": cv.train_config.to_dict(),
                    "preprocessing": _asdict(prep_config)},
         "training_data": training_data,
-        "metrics": {"cross_validation": f"{len(cv.folds)}-fold, stratified at patient level; model selection on an "
-                                        "inner validation split; Youden threshold chosen on each fold's training data",
+        "metrics": {"cross_validation": f"{len(cv.folds)}-fold, stratified at patient level; epoch selection: "
+                                        f"{cv.train_config.selection} (never the test fold); Youden threshold chosen "
+                                        "on each fold's training data",
                     "summary_at_0.5": cv.summary_05, "summary_at_youden": cv.summary_youden, "folds": folds},
         "deviations": [
             "Cross-attention adds the slide queries back and a feed-forward sub-layer (config "
@@ -284,7 +301,11 @@ def model_card(cv: CvResult, prep_config, *, name: str, training_data: dict, enc
             "LD-VAE acts token by token on the extractor's pooled feature grid; reconstruction targets are "
             "detached (detach_recon_target).",
             "Temporal fusion concatenates along the token axis (paper text), not the sum of Eq. 3 (option).",
-        ],
+        ] + ([f"Grad-CAM targets the extractor's {cv.model_config.gradcam_layer} output (config gradcam_layer), "
+              "finer than its last conv layer."] if getattr(cv.model_config, "gradcam_layer", "last") != "last" else [])
+          + (["Slide patch features are z-scored per dimension with the training folds' statistics "
+              "(config slide_standardise; buffers slide_mean / slide_std in the weights)."]
+             if getattr(cv.model_config, "slide_standardise", False) else []),
         "licence": "BSD-3-Clause (code); weights: same terms as the training data allow",
         "citation": "Wang, Liu et al. HARM3-Fusion. MICCAI 2025.",
     }

@@ -3,6 +3,7 @@ bad input becomes a notification and the viewer keeps working."""
 
 from __future__ import annotations
 
+import gc
 
 import numpy as np
 import pytest
@@ -158,6 +159,7 @@ def test_file_open_of_a_manifest_opens_the_case_panel(make_napari_viewer, qtbot,
         assert panel.slide_view.layer in viewer.layers
     finally:
         panel.close_viewers()
+        gc.collect()  # reference cycles through Qt parents sit in the oldest generation
 
 
 def test_real_t1_t2_dicom_on_different_grids_link_in_world_mm(make_panel, qtbot, shared_data):

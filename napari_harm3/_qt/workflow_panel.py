@@ -23,6 +23,7 @@ from qtpy.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBo
                             QProgressBar, QPushButton, QScrollArea, QVBoxLayout, QWidget)
 
 from ..core.errors import Cancelled
+from .case_panel import CasePanel
 from ..core.progress import CancelToken
 from .. import _workflow as wf
 from .model_picker import ModelPicker
@@ -451,10 +452,15 @@ def install_workflow(case_panel, zoo=None) -> WorkflowPanel:
     return panel
 
 
-def case_panel_with_workflow(napari_viewer):
-    """The manifest's widget: the case panel with its workflow tab."""
-    from .case_panel import CasePanel
+class CasePanelWithWorkflow(CasePanel):
+    """The manifest's widget: the case panel with its Models tab. A class, because napari
+    finds the ``napari_viewer`` argument by inspecting ``__init__``."""
 
-    panel = CasePanel(napari_viewer)
-    install_workflow(panel)
-    return panel
+    def __init__(self, napari_viewer):
+        super().__init__(napari_viewer)
+        install_workflow(self)
+
+    def close_viewers(self) -> None:
+        """Stop the Models tab's runs and drop its overlays, then close the linked viewers."""
+        self.workflow.close()
+        super().close_viewers()

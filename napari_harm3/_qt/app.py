@@ -121,3 +121,42 @@ def write_screenshots(viewer, panel, out_dir, overwrite: bool = True, scale: flo
     written.append(out_dir / "window.png")
     save_png(viewer.screenshot(canvas_only=False, flash=False), written[-1], overwrite=overwrite)
     return written
+
+
+def run_case_window(manifest=None, files=None, mpp=None, out=None, headless=False, steps=()) -> int:
+    """Open the case in napari (``harm3 demo`` / ``harm3 view``); headless: run the steps, write
+    screenshots into ``out`` and close. Returns the exit status."""
+    import os
+
+    os.environ.setdefault("QT_API", "pyqt6")
+    import napari
+
+    from ..core.errors import Harm3Error
+    from .workflow_panel import preload_torch
+
+    # torch/torchvision imported after napari has an OpenGL context crash the process here
+    # (SIGSEGV in their shared libraries), so the model tab's libraries are loaded first
+    preload_torch()
+    viewer, panel = open_case_window(manifest, files=files, mpp=mpp, show=True)
+    try:
+        layers = wait_for_case(panel)
+        print(f"harm3: case {layers.case_id} shown: {', '.join(layers.volumes) or 'no MRI'}"
+              f"{', slide' if layers.slide else ''}", flush=True)
+        written = []
+        for step in steps:
+            written += list(step(viewer, panel, out) or [])
+        if headless:
+            if out is None:
+                raise Harm3Error("--headless needs --out DIR for the screenshots")
+            written = write_screenshots(viewer, panel, out) + written
+            for path in written:
+                print(f"wrote {path}", flush=True)
+            return 0
+    except BaseException:
+        panel.close_viewers()
+        viewer.close()
+        raise
+    if headless:  # pragma: no cover - returned above
+        return 0
+    napari.run()
+    return 0

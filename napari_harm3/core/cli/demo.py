@@ -67,40 +67,8 @@ def run(args) -> int:
 
 
 def show_case(manifest=None, files=None, mpp=None, out=None, headless=False, steps=()) -> int:
-    """Open the case in napari; headless: screenshots into ``out``, then close (shared with ``view``)."""
-    import os
+    """Open the case in napari; headless: screenshots into ``out``, then close (shared with
+    ``view``). The GUI itself lives in ``napari_harm3._qt.app``; nothing here imports Qt."""
+    from ..._qt.app import run_case_window
 
-    os.environ.setdefault("QT_API", "pyqt6")
-    import napari
-
-    from ..errors import Harm3Error
-    from ..._qt.app import open_case_window, wait_for_case, write_screenshots
-
-    from ..._qt.workflow_panel import preload_torch
-
-    # torch/torchvision imported after napari has an OpenGL context crash the process here
-    # (SIGSEGV in their shared libraries), so the model tab's libraries are loaded first
-    preload_torch()
-    viewer, panel = open_case_window(manifest, files=files, mpp=mpp, show=True)
-    try:
-        layers = wait_for_case(panel)
-        print(f"harm3: case {layers.case_id} shown: {', '.join(layers.volumes) or 'no MRI'}"
-              f"{', slide' if layers.slide else ''}", flush=True)
-        written = []
-        for step in steps:
-            written += list(step(viewer, panel, out) or [])
-        if headless:
-            if out is None:
-                raise Harm3Error("--headless needs --out DIR for the screenshots")
-            written = write_screenshots(viewer, panel, out) + written
-            for path in written:
-                print(f"wrote {path}", flush=True)
-            return 0
-    except BaseException:
-        panel.close_viewers()
-        viewer.close()
-        raise
-    if headless:  # pragma: no cover - returned above
-        return 0
-    napari.run()
-    return 0
+    return run_case_window(manifest, files=files, mpp=mpp, out=out, headless=headless, steps=steps)

@@ -11,10 +11,10 @@ line options win over the file.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from ..errors import Harm3Error, InputFileError
+from ..errors import Harm3Error
+from .config_file import read_config_file
 
 
 def add_arguments(parser) -> None:
@@ -33,25 +33,6 @@ def add_arguments(parser) -> None:
     parser.add_argument("--name", default=None, help="model name for the card (default: the folder name)")
     parser.add_argument("--warning", default=None, help="a warning printed at the top of the model card")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing model folder")
-
-
-def read_config_file(path) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise InputFileError(path, "config file not found")
-    text = path.read_text()
-    try:
-        if path.suffix in (".yaml", ".yml"):
-            import yaml
-
-            values = yaml.safe_load(text) or {}
-        else:
-            values = json.loads(text)
-    except Exception as exc:
-        raise InputFileError(path, f"not a valid config file ({str(exc).splitlines()[0]})") from exc
-    if not isinstance(values, dict):
-        raise InputFileError(path, "config must be a mapping of option: value")
-    return values
 
 
 def run(args) -> int:

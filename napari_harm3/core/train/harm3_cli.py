@@ -9,10 +9,10 @@ optional sections ``model`` (Harm3Config fields), ``train`` (TrainConfig fields)
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from ..errors import Harm3Error, InputFileError
+from ..errors import Harm3Error
+from .config_file import read_config_file
 
 
 def add_arguments(parser) -> None:
@@ -34,25 +34,6 @@ def add_arguments(parser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace an existing model folder")
 
 
-def read_config_file(path) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise InputFileError(path, "config file not found")
-    text = path.read_text()
-    try:
-        if path.suffix.lower() in (".yaml", ".yml"):
-            import yaml
-
-            data = yaml.safe_load(text) or {}
-        else:
-            data = json.loads(text)
-    except Exception as exc:  # json / yaml parse errors
-        raise InputFileError(path, f"not a valid config file ({exc})") from exc
-    if not isinstance(data, dict) or set(data) - {"model", "train", "preprocessing"}:
-        raise InputFileError(path, "config must be a mapping with sections model, train, preprocessing")
-    return data
-
-
 def build_configs(args):
     from dataclasses import fields, replace
 
@@ -60,7 +41,7 @@ def build_configs(args):
     from ..mri.prep import MriPrepConfig
     from .harm3_train import TrainConfig
 
-    data = read_config_file(args.config) if args.config else {}
+    data = read_config_file(args.config, ("model", "train", "preprocessing")) if args.config else {}
 
     def tupled(values):
         return {k: (tuple(tuple(x) if isinstance(x, list) else x for x in v) if isinstance(v, list) else v)

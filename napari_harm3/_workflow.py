@@ -63,12 +63,10 @@ def check_model(analysis: str, folder):
 
 # -- model runs (worker bodies) ---------------------------------------------------------------
 def load_pcr_model(folder, device: str = "auto"):
-    """HARM3-Fusion fold ensemble of ``folder`` (the pCR predictor runs its models on the CPU)."""
-    from .core.device import pick_device
+    """HARM3-Fusion fold ensemble of ``folder`` on ``device``."""
     from .core.predict.pcr import load_ensemble
 
-    pick_device(device)  # a wrong override is an error before any work
-    return load_ensemble(check_model("pcr", folder))
+    return load_ensemble(check_model("pcr", folder), device=device)
 
 
 def load_survival_model(folder, device: str = "auto"):

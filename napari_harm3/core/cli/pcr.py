@@ -14,6 +14,7 @@ def register(subparsers) -> None:
     parser.add_argument("--features", default=None, help="slide features root (default: <cohort>/features)")
     parser.add_argument("--no-gradcam", action="store_true", help="skip the Grad-CAM maps (faster)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
+    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N or mps")
     parser.set_defaults(handler=run)
 
 
@@ -21,7 +22,8 @@ def run(args) -> int:
     from ..atomic import atomic_path
     from ..predict.pcr import predict_case
 
-    prediction = predict_case(args.model, args.case, gradcam=not args.no_gradcam, features_root=args.features)
+    prediction = predict_case(args.model, args.case, gradcam=not args.no_gradcam, features_root=args.features,
+                             device=args.device)
     verdict = "pCR likely" if prediction.probability >= prediction.threshold else "pCR unlikely"
     print(f"{prediction.case_id}: p(pCR) = {prediction.probability:.3f} ± {prediction.spread:.3f} "
           f"({len(prediction.fold_probabilities)} fold models; {verdict} at {prediction.threshold:.2f})")

@@ -62,7 +62,9 @@ class Harm3Ensemble:
     card: dict
 
 
-def load_ensemble(model_folder) -> Harm3Ensemble:
+def load_ensemble(model_folder, device="cpu") -> Harm3Ensemble:
+    """The fold models of a HARM3-Fusion folder on ``device`` ("cpu", "cuda", "auto" or a torch.device)."""
+    from ..device import pick_device
     from ..models.harm3_fusion import Harm3Config, create_model
     from ..models.zoo import ModelFolder, read_model_folder
     from ..mri.prep import MriPrepConfig
@@ -77,9 +79,10 @@ def load_ensemble(model_folder) -> Harm3Ensemble:
         prep_config = MriPrepConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in prep.items()})
     except (KeyError, TypeError, ValueError) as exc:
         raise Harm3Error(f"{folder.path}: the model card's config is not a HARM3-Fusion config ({exc})") from exc
+    device = pick_device(device) if isinstance(device, str) else device
     models = []
     for state in folder.load_state_dicts():
-        model = create_model(config=model_config, weights=state)
+        model = create_model(config=model_config, weights=state).to(device)
         model.eval()
         models.append(model)
     slide = folder.card.get("inputs", {}).get("slide", {})
@@ -124,6 +127,8 @@ def predict_sample(ensemble: Harm3Ensemble, sample, gradcam: bool = True, progre
     if tuple(sample.images.shape[1:]) != tuple(cfg.mri_size):
         raise Harm3Error(f"{sample.case_id}: MRI crop {sample.images.shape[1:]} does not match the model's {cfg.mri_size}")
     inputs, _ = collate([sample])
+    device = next(ensemble.models[0].parameters()).device
+    inputs = {k: v.to(device) if torch.is_tensor(v) else v for k, v in inputs.items()}
     probs, cams, scores, missing = [], [], [], None
     for k, model in enumerate(ensemble.models):
         report(progress, 0.2 + 0.8 * k / len(ensemble.models), f"fold model {k + 1}/{len(ensemble.models)}")
@@ -132,7 +137,7 @@ def predict_sample(ensemble: Harm3Ensemble, sample, gradcam: bool = True, progre
         probs.append(float(out.probability[0]))
         missing = out.missing[0].cpu().numpy()
         if out.slide_attention is not None and inputs["slide"] is not None and bool(inputs["slide_present"][0]):
-            scores.append(slide_patch_scores(out.slide_attention[0]))
+            scores.append(slide_patch_scores(out.slide_attention[0].cpu()))
         if gradcam and cfg.use_mri and any(sample.present):
             cams.append(mri_gradcam(model, inputs["mri"], inputs["present"], inputs["slide"], inputs["slide_mask"],
                                     inputs["slide_present"])[0])
@@ -154,9 +159,11 @@ def predict_sample(ensemble: Harm3Ensemble, sample, gradcam: bool = True, progre
         youden_threshold=ensemble.youden_threshold, model=ensemble.name)
 
 
-def predict_case(model_folder, case, progress=None, gradcam: bool = True, features_root=None) -> PcrPrediction:
-    """pCR probability of one case (a Case, a case folder/manifest path, or a prepared sample)."""
-    ensemble = model_folder if isinstance(model_folder, Harm3Ensemble) else load_ensemble(model_folder)
+def predict_case(model_folder, case, progress=None, gradcam: bool = True, features_root=None,
+                 device="cpu") -> PcrPrediction:
+    """pCR probability of one case (a Case, a case folder/manifest path, or a prepared sample);
+    ``device`` applies when ``model_folder`` is a folder (a loaded ensemble keeps its own)."""
+    ensemble = model_folder if isinstance(model_folder, Harm3Ensemble) else load_ensemble(model_folder, device)
     report(progress, 0.0, "preparing the case")
     sample = _as_sample(case, ensemble, features_root, progress=None)
     return predict_sample(ensemble, sample, gradcam=gradcam, progress=progress)

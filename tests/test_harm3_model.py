@@ -233,3 +233,33 @@ def test_slide_standardisation_uses_stored_statistics_and_gradcam_layer_is_confi
     assert last.gradcam_layers == [last.extractors[0].last_conv]
     with pytest.raises(ValueError, match="gradcam_layer"):
         _ = create_model("harm3_fusion_tiny", gradcam_layer="stage9").gradcam_layers
+
+
+def test_gradcam_maps_are_upsampled_cell_centred_onto_the_crop():
+    from scipy.ndimage import zoom
+
+    from napari_harm3.core.explain.gradcam import mri_gradcam, upsample_cell_centred
+
+    # a ramp over a 4-cell axis: each coarse value belongs at its cell's centre, (i + 0.5)·4 − 0.5 on a 16-voxel axis
+    coarse = np.broadcast_to(np.arange(4, dtype=np.float32)[:, None, None], (4, 4, 4))
+    fine = upsample_cell_centred(coarse, (16, 8, 8))
+    assert fine.shape == (16, 8, 8)
+    centre_of = (np.arange(16) + 0.5) / 4 - 0.5                       # coarse coordinate of each fine voxel
+    inner = (centre_of >= 0) & (centre_of <= 3)
+    np.testing.assert_allclose(fine[inner, 3, 3], centre_of[inner], atol=1e-5)
+    np.testing.assert_allclose(fine[~inner, 3, 3], np.clip(centre_of[~inner], 0, 3), atol=1e-5)   # edges held
+    # the central 2×2×2 cells of a 4×4×4 map span fine voxels 4…11: most of the map stays there; the grad-cam
+    # package's own resize (scipy zoom: cubic, corners aligned) stretches it outwards and overshoots
+    hot = np.zeros((4, 4, 4), np.float32)
+    hot[1:3, 1:3, 1:3] = 1.0
+    ours = upsample_cell_centred(hot, (16, 16, 16))
+    package = np.clip(zoom(hot, 4), 0, None)
+    share = [m[4:12, 4:12, 4:12].sum() / m.sum() for m in (ours, package)]
+    assert share[0] > 0.65 and share[1] < share[0] - 0.05 and ours.max() <= 1.0 < package.max()
+    # end to end on a tiny model: one map per volume on the crop, in [0, 1], missing volumes zero
+    model = create_model("harm3_fusion_tiny").eval()
+    mri, slide, mask = _inputs(B=1)
+    present = torch.tensor([[True, True, True, False]])
+    cams = mri_gradcam(model, mri, present, slide, mask, torch.ones(1, dtype=torch.bool))
+    assert cams.shape == (1, 4, 16, 32, 32) and cams.min() >= 0 and cams.max() <= 1
+    assert not cams[0, 3].any()

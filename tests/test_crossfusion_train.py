@@ -64,28 +64,16 @@ def write_cohort(folder: Path, bags, times, events, encoder="planted") -> Path:
     return table
 
 
-OPEN_LEARNING = ("open (issue 4): training does not yet reach the planted signal. Measured on the "
-                 "seed-7 synthetic cohort (58 cases, 5 folds): C-index 0.689 all scales vs 0.625 source "
-                 "only; on planted bags 0.626 vs 0.684. Not run in CI until fixed (each costs 5-10 min).")
-
-
-@pytest.mark.slow
-@pytest.mark.xfail(reason=OPEN_LEARNING, run=False)
-def test_learns_the_planted_signal_and_needs_the_fine_scale():
-    torch.set_num_threads(1)
-    bags, times, events = planted_cohort(60, seed=0)
-    common = dict(model="crossfusion_tiny", epochs=4, lr=1e-3, accumulation=4, folds=5, seed=0, device="cpu",
-                  schedule="cosine", warmup_epochs=1, selection="last")
-    full = cross_validate(bags, times, events, TrainConfig(model_overrides={"embed_dim": 16}, **common))
-    source = cross_validate(bags, times, events, TrainConfig(model_overrides={"embed_dim": 16, "scales": "source"}, **common))
-    c_full, c_source = full.cindex_mean_sd[0], source.cindex_mean_sd[0]
-    print(f"C-index all scales {np.round(full.cindices, 3)} mean {c_full:.3f}; "
-          f"source only {np.round(source.cindices, 3)} mean {c_source:.3f}")
-    assert c_full >= 0.75
-    assert c_full > c_source + 0.03
-    # each fold's bins come from its own training part only
-    for fold in full.folds:
-        assert len(fold.cuts) == 3 and np.all(np.diff(fold.cuts) > 0)
+def test_folds_in_worker_processes_give_the_same_models():
+    bags, times, events = planted_cohort(24, seed=2, dim=6)
+    cfg = dict(model="crossfusion_tiny", model_overrides={"embed_dim": 8, "num_heads": 2}, epochs=1, lr=1e-3,
+               accumulation=4, folds=2, seed=0, device="cpu", threads=1)
+    one = cross_validate(bags, times, events, TrainConfig(**cfg))
+    two = cross_validate(bags, times, events, TrainConfig(workers=2, **cfg))
+    assert np.allclose(one.out_of_fold_risk(), two.out_of_fold_risk(), atol=1e-6)
+    for a, b in zip(one.folds, two.folds):
+        assert np.array_equal(a.test_index, b.test_index) and np.allclose(a.cuts, b.cuts)
+        assert all(torch.allclose(a.state_dict[k], b.state_dict[k], atol=1e-6) for k in a.state_dict)
 
 
 def test_standardisation_folds_exactly_into_the_projections():
@@ -223,43 +211,52 @@ def test_heatmaps_find_the_planted_patch():
     assert explanation.layers["x5_cross"].scale == (256, 256)  # 1024-px 5× patches, oversampled 4×
 
 
+N_SYNTHETIC = 140
+
+
 @pytest.fixture(scope="session")
 def synthetic_cohort(tmp_path_factory):
-    """60 phantom patients (harm3 synth) with texture_stats features from the slide pipeline, made once."""
+    """140 phantom patients (harm3 synth, seed 7) with texture_stats features from the slide
+    pipeline (CLAM's biopsy tissue preset), made once; 2 worker processes."""
     from napari_harm3.core.synth.cohort import make_cohort
-    from napari_harm3.core.train.bags import ensure_features, load_cohort_bags
-
-    from napari_harm3.core.train.bags import usable_cases
+    from napari_harm3.core.train.bags import ensure_features, load_cohort_bags, usable_cases
 
     folder = tmp_path_factory.mktemp("crossfusion-synth")
-    cohort = read_cohort(make_cohort(folder, 60, seed=7, workers=2))
-    ensure_features(cohort, folder / "features", "texture_stats")  # CLAM's biopsy tissue preset
+    cohort = read_cohort(make_cohort(folder, N_SYNTHETIC, seed=7, workers=2))
+    ensure_features(cohort, folder / "features", "texture_stats", workers=2)
     cohort, dropped = usable_cases(cohort, folder / "features", "texture_stats")
-    assert len(dropped) <= 3, dropped  # a thin core may hold no whole 5x patch
+    assert len(dropped) <= 6, dropped  # a thin core may hold no whole 5x patch
     index = [int(c.case_id.split("-")[1]) - 1 for c in cohort.cases]  # SYN-0001 is case 0
     return cohort, load_cohort_bags(cohort, folder / "features", "texture_stats"), index
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason=OPEN_LEARNING, run=False)
-def test_learns_the_synthetic_cohort(synthetic_cohort):
+def test_learns_the_synthetic_cohort_and_needs_all_scales(synthetic_cohort):
+    """5-fold CV on the phantom cohort: C-index >= 0.75 with all three scales, and better than the
+    source scale (10x) alone, which cannot see the fine (20x) texture that carries half the signal.
+
+    Config chosen by a sweep on a 16-core machine (137 usable cases, 5 folds; README): embed 64,
+    4 heads, the paper's dropouts, lr 1e-3 with 1 warm-up epoch and cosine decay, effective batch 4,
+    training-fold feature standardisation, class token at its init, last epoch kept. Measured there:
+    all scales 0.801 / 0.807 / 0.784 (seeds 0/1/2; 0.785 at 24 epochs), source only 0.600 / 0.649;
+    embed 16 stayed at 0.68-0.71 whatever the schedule, and 58 cases were too few for any config.
+    """
     from napari_harm3.core.survival.metrics import concordance_index
     from napari_harm3.core.synth.latent import case_seed, draw_latents
 
-    torch.set_num_threads(1)
     cohort, bags, index = synthetic_cohort
     oracle = concordance_index(cohort.times, [draw_latents(case_seed(7, i)).log_hazard for i in index], cohort.events)
-    # tiny, no dropout, training-fold feature standardisation, class token kept at its init
-    # (cls_token_lr = 0, the default), lr 3e-3 with 1 epoch of warm-up then cosine decay, effective
-    # batch 4, the last epoch kept (C-index on ~9 validation cases is noise). lr 3e-3 was the best
-    # measured (/tmp/cfx/c60: all scales 0.689, source 0.625; lr 1e-3: 0.611 / 0.574)
-    tiny = {"embed_dim": 16, "num_heads": 2, "ffn_dropout": 0.0, "attn_dropout": 0.0, "fusion_dropout": 0.0}
-    common = dict(model="crossfusion_tiny", epochs=16, lr=3e-3, accumulation=4, folds=5, seed=0, device="cpu",
-                  standardise=True, schedule="cosine", warmup_epochs=1, selection="last")
-    full = cross_validate(bags, cohort.times, cohort.events, TrainConfig(model_overrides=tiny, **common))
+    small = {"embed_dim": 64, "num_heads": 4}
+    common = dict(model="crossfusion_tiny", epochs=24, lr=1e-3, accumulation=4, folds=5, seed=0, device="cpu",
+                  threads=1, workers=2, standardise=True, schedule="cosine", warmup_epochs=1, selection="last")
+    full = cross_validate(bags, cohort.times, cohort.events, TrainConfig(model_overrides=small, **common))
     source = cross_validate(bags, cohort.times, cohort.events,
-                            TrainConfig(model_overrides={**tiny, "scales": "source"}, **common))
+                            TrainConfig(model_overrides={**small, "scales": "source"}, **common))
     c_full, c_source = full.cindex_mean_sd[0], source.cindex_mean_sd[0]
-    print(f"oracle (true log-hazard) C {oracle:.3f}; all scales {c_full:.3f}; source only {c_source:.3f}")
+    print(f"\n{len(bags)} cases; oracle (true log-hazard) C {oracle:.3f}; all scales {np.round(full.cindices, 3)} "
+          f"mean {c_full:.3f}; source only {np.round(source.cindices, 3)} mean {c_source:.3f}")
     assert c_full >= 0.75, f"C-index {c_full:.3f} (the true log-hazard itself reaches {oracle:.3f})"
-    assert c_full > c_source
+    assert c_full > c_source + 0.05
+    # each fold's bins come from its own training part only
+    for fold in full.folds:
+        assert len(fold.cuts) == 3 and np.all(np.diff(fold.cuts) > 0)

@@ -19,8 +19,8 @@ Latent scores per patient, independent N(0, 1), drawn from the patient's seed:
 
 Labels: ``pcr = 1[m + s + 0.3·eps > −0.35]`` (≈ 60 % pCR; neither the MRI nor the slide alone
 predicts it fully, both together do better). Survival: Weibull (shape 1.2, scale 38 months,
-median ≈ 26 months) with log-hazard ``1.5·c + 1.5·f − 0.3·pcr``, uniform censoring on
-[24, 120] months (≈ 30 % censored): a model needs both the coarse (5×/10×) and the fine (20×)
+median ≈ 26 months) with log-hazard ``2.25·c + 2.25·f − 0.3·pcr``, uniform censoring on
+[24, 120] months (≈ 35 % censored): a model needs both the coarse (5×/10×) and the fine (20×)
 scale.
 
 Images: T1 (contrast) and T2 before and after treatment on different grids (T2 coarser

@@ -30,7 +30,7 @@ from .mri_phantom import SEQUENCE_KEYS, generate_mri
 from .slide_phantom import BAND_ROWS, BASE_MPP, BASE_OBJECTIVE_POWER, plan_slide, render_band
 
 #: bump when the generators change what a seed produces (part of the demo cache key)
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: survival log-hazard weights 1.5 → 2.25
 SIZES = ("small", "demo")
 TILE_SIZE = 256  # BAND_ROWS is a multiple of it, so a band holds whole tile rows
 

@@ -228,17 +228,45 @@ def missing_features(cohort: Cohort, root, encoder: str) -> list:
 
 
 def ensure_features(cohort: Cohort, root, encoder: str, progress: ProgressFn | None = None,
-                    tissue_preset: str = TISSUE_PRESET, **pipeline_options) -> int:
-    """Compute the missing feature files with the slide pipeline; returns how many cases were done."""
+                    tissue_preset: str = TISSUE_PRESET, workers: int = 1, **pipeline_options) -> int:
+    """Compute the missing feature files with the slide pipeline; returns how many cases were done.
+
+    ``workers`` > 1 computes that many slides at once in worker processes (one torch thread
+    each); every case writes only its own files, so the result is the same as with one worker.
+    """
     todo = missing_features(cohort, root, encoder)
-    for k, case in enumerate(todo):
-        report(progress, k / len(todo), f"features for {case.case_id}")
+    for case in todo:
         if case.slide is None or not case.slide.exists():
             raise InputFileError(cohort.path, f"case {case.case_id}: no features and no slide file to compute them from")
-        slide_features(case.slide, case.case_id, root, encoder, mpp=case.slide_mpp, tissue_preset=tissue_preset,
-                       progress=scaled(progress, k / len(todo), (k + 1) / len(todo)), **pipeline_options)
+    workers = max(1, min(int(workers), len(todo)))
+    if workers == 1:
+        for k, case in enumerate(todo):
+            report(progress, k / len(todo), f"features for {case.case_id}")
+            slide_features(case.slide, case.case_id, root, encoder, mpp=case.slide_mpp, tissue_preset=tissue_preset,
+                           progress=scaled(progress, k / len(todo), (k + 1) / len(todo)), **pipeline_options)
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        jobs = [(case.slide, case.case_id, root, encoder, case.slide_mpp, tissue_preset, pipeline_options) for case in todo]
+        context = multiprocessing.get_context("spawn")  # never fork a process whose torch threads may be running
+        with ProcessPoolExecutor(max_workers=workers, initializer=_one_torch_thread, mp_context=context) as pool:
+            for k, case_id in enumerate(pool.map(_slide_features_job, jobs)):
+                report(progress, (k + 1) / len(todo), f"features for {case_id}")
     report(progress, 1.0, "features ready")
     return len(todo)
+
+
+def _one_torch_thread() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def _slide_features_job(job) -> str:
+    slide, case_id, root, encoder, mpp, tissue_preset, options = job
+    slide_features(slide, case_id, root, encoder, mpp=mpp, tissue_preset=tissue_preset, **options)
+    return case_id
 
 
 def slide_features(slide, case_id: str, root, encoder: str, mpp=None, tissue_preset: str = TISSUE_PRESET,

@@ -59,7 +59,7 @@ def run(args) -> int:
     def progress(fraction, message):
         print(f"[{100 * fraction:5.1f}%] {message}", flush=True)
 
-    done = ensure_features(cohort, root, encoder, progress=progress, tissue_preset=preset)
+    done = ensure_features(cohort, root, encoder, progress=progress, tissue_preset=preset, workers=cfg.workers)
     if done:
         print(f"computed features for {done} case(s) under {root / encoder}")
     cohort, dropped = usable_cases(cohort, root, encoder)
@@ -75,7 +75,7 @@ def run(args) -> int:
     model_config = create_model(cfg.model, backbone_dim=bags[0].dim, n_bins=cfg.n_bins, **cfg.model_overrides).cfg.to_dict()
     training_data = {"cohort": cohort.path.name, "cohort_sha256": sha256_file(cohort.path), "n_cases": len(cohort),
                      "n_patients": len({c.patient_id for c in cohort.cases}), "n_events": int(cohort.events.sum()),
-                     "feature_root": str(root), "folds": cfg.folds,
+                     "feature_root": _shown_path(root, cohort.root), "folds": cfg.folds,
                      "excluded_cases": [{"case_id": c, "reason": why} for c, why in dropped]}
     card = crossfusion_card(args.name or Path(args.out).name, model_config, cfg, encoder, training_data, warning=warning,
                             intended_use=intended_use, tissue_preset=preset)
@@ -85,3 +85,11 @@ def run(args) -> int:
         print(f"fold {f.index}: test C-index {f.test_cindex:.3f} (validation {f.validation_cindex:.3f}, epoch {f.best_epoch})")
     print(f"C-index {mean:.3f} ± {sd:.3f} over {cfg.folds} folds; model written to {folder.path}")
     return 0
+
+
+def _shown_path(path: Path, base: Path) -> str:
+    """``path`` relative to the cohort folder when inside it (model cards travel; /tmp paths mean nothing)."""
+    try:
+        return str(Path(path).resolve().relative_to(Path(base).resolve()))
+    except ValueError:
+        return str(path)

@@ -10,7 +10,8 @@ cell's centre (:func:`upsample_cell_centred`, the convention of ``prep.map_affin
 3D resize aligns the corner samples and stretches the map outwards. One map per volume, on the crop,
 in [0, 1]; :func:`maps_on_volumes` puts them on each volume's own voxel grid.
 
-What the maps show on the planted phantoms (issue 5; tiny config, the learning tests' 3 fold
+What the maps show on the planted phantoms (issue 5; the soft-edged spheres of
+``train.harm3_data.planted_samples``, not the ``synth`` MRI phantom; tiny config, the learning tests' 3 fold
 models, the 12 cases and the t1_pre/t1_post maps of ``test_gradcam_mass_falls_inside_the_tumour``,
 mass on the volume grid against the pre-treatment tumour mask):
 
@@ -29,6 +30,12 @@ mass on the volume grid against the pre-treatment tumour mask):
 - not a training-budget or crop matter: 40 epochs instead of 20 give 0.31, flip augmentation 0.27,
   a treated bed drawn in the post volumes 0.31, a tighter crop (chance 0.42) 0.33 — below chance.
   The model's raw input sensitivity |∂logit/∂x| has 0.31–0.35 of its mass inside the tumour.
+
+- a response cue *inside* the lesion does not fix it (9 variants of ``planted_samples``, same test
+  set-up): responders' lesions losing contrast (fibrosis, lost enhancement) 0.21 — still evidence
+  by absence; responders' lesions brighter before and after treatment 0.44-0.46 at best (full AUC
+  0.867), 0.37 for a bright lesion in all four volumes; mass inside goes up and down between 0.37
+  and 0.46 as the cue strengthens, so a single run above 0.5 would be luck. Reverted.
 
 So the pCR map of this tiny model highlights where tumour is absent rather than the tumour; the
 test stays an expected failure with these figures.

@@ -6,7 +6,8 @@ of one training epoch.
 
 Inputs are random tensors of the right shapes (timing does not depend on their values).
 Peak memory: the process's peak resident set on CPU (each stage in a fresh process), or
-``torch.cuda.max_memory_allocated`` on a GPU.
+``torch.cuda.max_memory_allocated`` on a GPU (``--device cuda``; times synchronised, one untimed
+warm-up call or training step first).
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ def _stage(args) -> dict:
 
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    out = {"stage": args.stage, "device": str(device), "model": args.model,
+    out = {"stage": args.stage, "device": str(device) + (f" ({torch.cuda.get_device_name(device)})"
+                                                        if device.type == "cuda" else ""), "model": args.model,
            "params_M": sum(p.numel() for p in model.parameters()) / 1e6}
     if args.stage == "predict":
         model.eval()
@@ -69,15 +71,21 @@ def _stage(args) -> dict:
         model.train()
         opt = torch.optim.Adam(model.parameters(), lr=tcfg.lr, weight_decay=tcfg.weight_decay)
         steps = max(1, -(-args.patients // tcfg.batch_size))
-        t = time.perf_counter()
-        for k in range(steps):
-            B = min(tcfg.batch_size, args.patients - k * tcfg.batch_size)
+
+        def step(B):
             mri, slide = batch(B)
             labels = (torch.rand(B, device=device) > 0.5).float()
             loss, _ = harm3_loss(model(mri, slide=slide), labels, 1.5, tcfg, model)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+
+        if device.type == "cuda":  # warm-up step (kernels, cuDNN, allocator), not timed
+            step(min(tcfg.batch_size, args.patients))
+            sync()
+        t = time.perf_counter()
+        for k in range(steps):
+            step(min(tcfg.batch_size, args.patients - k * tcfg.batch_size))
         sync()
         out["seconds"] = time.perf_counter() - t
         out["patients"] = args.patients
@@ -95,6 +103,7 @@ def main(argv=None) -> int:
     p.add_argument("--patches", type=int, default=2000, help="patches per slide (cached features)")
     p.add_argument("--patients", type=int, default=16, help="patients in the training epoch")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    p.add_argument("--json", default=None, help="also write the two rows to this JSON file")
     p.add_argument("--stage", choices=("predict", "epoch"), default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.stage:
@@ -110,6 +119,10 @@ def main(argv=None) -> int:
             print(res.stderr, file=sys.stderr)
             return res.returncode
         rows.append(json.loads(res.stdout.strip().splitlines()[-1]))
+    if args.json:
+        from pathlib import Path
+
+        Path(args.json).write_text(json.dumps(rows, indent=1))
     print(f"HARM3-Fusion benchmark — model {args.model} ({rows[0]['params_M']:.2f} M parameters), "
           f"device {rows[0]['device']}, {args.patches} patches per slide")
     print(f"{'what':<44}{'seconds':>10}{'peak MiB':>12}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -145,3 +147,132 @@ def test_texture_features_carry_the_phantom_signals():
     lo, hi = _encode(*tiles(low)), _encode(*tiles(high))
     assert hi[:, F["checker_1"]].sum() > lo[:, F["checker_1"]].sum()
     assert hi[:, F["small_dark_9"]].sum() > lo[:, F["small_dark_9"]].sum()
+
+
+# --- the copy prepared for inference (BatchNorm folded, channels-last, optionally compiled) ----
+
+def _relative_error(a, b) -> float:
+    return float((a - b).abs().max() / b.abs().max())
+
+
+def test_inference_copy_gives_the_plain_features_and_leaves_the_encoder_alone():
+    from napari_harm3.core.wsi.encoder_inference import inference_encoder
+
+    with pytest.warns(UserWarning):
+        plain = create_encoder("resnet50_trunc", input_size=64)
+    fast = inference_encoder(plain)
+    assert fast is not plain and inference_encoder(plain) is fast  # made once, then cached
+    assert inference_encoder(fast) is fast  # preparing twice changes nothing
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fast.modules())  # folded
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in plain.modules())  # the plain model is untouched
+    assert fast.provenance() == plain.provenance() and fast.name == plain.name
+    with torch.inference_mode():
+        expected, got = plain(batch(4, 80)), fast(batch(4, 80))
+    assert got.shape == expected.shape and got.dtype == torch.float32
+    assert _relative_error(got, expected) < 1e-4
+    texture = create_encoder("texture_stats")
+    assert inference_encoder(texture) is texture  # no convolution: nothing to gain
+
+
+def test_inference_copy_follows_weights_from_a_file(tmp_path):
+    from safetensors.torch import save_file
+    from torchvision.models import resnet50
+
+    from napari_harm3.core.wsi.encoder_inference import inference_encoder
+
+    torch.manual_seed(5)
+    full = resnet50(weights=None)
+    for module in full.modules():  # non-trivial BatchNorm statistics, so folding has work to do
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+            module.weight.data.uniform_(0.5, 1.5)
+            module.bias.data.uniform_(-0.2, 0.2)
+    save_file({k: v.contiguous() for k, v in full.state_dict().items()}, str(tmp_path / "r50.safetensors"))
+    loaded = create_encoder("resnet50_trunc", weights=tmp_path / "r50.safetensors", input_size=64)
+    fast = inference_encoder(loaded)
+    with torch.inference_mode():
+        expected, got = loaded(batch(3, 64, seed=2)), fast(batch(3, 64, seed=2))
+    assert fast.weights_sha256 == loaded.weights_sha256
+    assert _relative_error(got, expected) < 1e-4
+    with pytest.warns(UserWarning):
+        other = create_encoder("resnet50_trunc", input_size=64)  # random init: other features
+    with torch.inference_mode():
+        assert _relative_error(inference_encoder(other)(batch(3, 64, seed=2)), expected) > 0.1
+        other.model.load_state_dict(loaded.model.state_dict())  # new weights, same object
+        assert _relative_error(inference_encoder(other)(batch(3, 64, seed=2)), expected) < 1e-4
+
+
+def test_inference_copy_of_a_tiny_vit_gives_the_plain_features():
+    from napari_harm3.core.wsi.encoder_inference import inference_encoder
+
+    with pytest.warns(UserWarning):
+        vit = create_encoder("vit_base_patch16_224", depth=1, embed_dim=32, num_heads=2, input_size=32, img_size=32)
+    with torch.inference_mode():
+        assert _relative_error(inference_encoder(vit)(batch(2, 48)), vit(batch(2, 48))) < 1e-4
+
+
+def _tiny_conv_encoder():
+    from torch import nn
+
+    from napari_harm3.core.wsi.encoders import EncoderSpec, _patch_encoder_class
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU(),
+                          nn.AdaptiveAvgPool2d(1), nn.Flatten()).eval()
+    model[1].running_mean.uniform_(-0.5, 0.5)
+    return _patch_encoder_class()(EncoderSpec("tiny_conv", 8, 16, needs_weights=False), model, None).eval()
+
+
+def test_a_failing_compile_falls_back_to_the_eager_copy(monkeypatch):
+    from napari_harm3.core.wsi.encoder_inference import inference_encoder
+
+    def broken_compiler(model, **options):
+        def run(x):
+            raise RuntimeError("no C++ compiler")
+        return run
+
+    monkeypatch.setattr(torch, "compile", broken_compiler)
+    plain = _tiny_conv_encoder()
+    compiled = inference_encoder(plain, compile=True)
+    with pytest.warns(UserWarning, match="torch.compile failed.*no C.. compiler"), torch.inference_mode():
+        got = compiled(batch(3, 16))
+    with torch.inference_mode():
+        assert _relative_error(got, plain(batch(3, 16))) < 1e-4 and compiled.model.compiled is None
+
+
+@pytest.mark.slow
+def test_compiled_copy_gives_the_plain_features():
+    """torch.compile on a small conv encoder (the real ones take a minute to compile)."""
+    from napari_harm3.core.wsi.encoder_inference import inference_encoder
+
+    plain = _tiny_conv_encoder()
+    compiled = inference_encoder(plain, compile=True)
+    assert compiled is not inference_encoder(plain)
+    with warnings.catch_warnings(record=True) as caught, torch.inference_mode():
+        warnings.simplefilter("always")
+        assert _relative_error(compiled(batch(4, 16)), plain(batch(4, 16))) < 1e-4  # compiled or its fallback
+    failed = [str(w.message) for w in caught if "torch.compile failed" in str(w.message)]
+    if failed:
+        pytest.skip(f"torch.compile cannot build here; the eager fallback gave the right features ({failed[0]})")
+    assert compiled.model.compiled is not None and compiled.model.batch_size == 4
+
+
+def test_a_compiled_copy_serves_one_batch_size_and_runs_others_eagerly(monkeypatch):
+    from napari_harm3.core.wsi.encoder_inference import inference_encoder
+
+    compiled_calls = []
+
+    def recording_compiler(model, **options):
+        def run(x):
+            compiled_calls.append(len(x))
+            return model(x)
+        return run
+
+    monkeypatch.setattr(torch, "compile", recording_compiler)
+    plain = _tiny_conv_encoder()
+    compiled = inference_encoder(plain, compile=True)
+    with torch.inference_mode():
+        for n in (4, 4, 3, 4):  # a slide's last, short batch must not be compiled again
+            assert _relative_error(compiled(batch(n, 16)), plain(batch(n, 16))) < 1e-4
+    assert compiled_calls == [4, 4, 4]

@@ -73,6 +73,38 @@ def test_features_equal_the_plain_per_patch_loop(case, phantom_slide, shared_dat
         assert patches.plan.read_level == 1 and patches.plan.needs_resize  # 561 px at level 1 → 256
 
 
+@pytest.mark.parametrize("case", ["phantom", "ndpi"])
+def test_resnet_features_equal_the_plain_model_on_real_patches(case, phantom_slide, shared_data):
+    """Ours runs the encoder prepared for inference (BatchNorm folded, channels-last); the
+    per-patch loop runs the plain model, as CLAM does: same features up to float rounding."""
+    path = phantom_slide if case == "phantom" else real_file(shared_data, "wsi/hamamatsu-dapi.ndpi")
+    patches = patch_slide(path, 20, 256, TissueParams.from_preset("biopsy"))
+    coords = patches.coords[:4]
+    with pytest.warns(UserWarning, match="RANDOM-INITIALISED"):
+        encoder = create_encoder("resnet50_trunc")
+    ours = extract_features(lambda: open_wsi(path), coords, patches.plan, encoder, batch_size=3, workers=2)
+    expected = plain_loop(open_wsi(path), coords, patches.plan, encoder, batch_size=3)
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in encoder.modules())  # left as it was
+    assert ours.shape == (len(coords), 1024)
+    np.testing.assert_allclose(ours, expected, rtol=0, atol=1e-4 * np.abs(expected).max())
+
+
+def test_a_large_batch_is_encoded_in_cpu_chunks():
+    from napari_harm3.core.wsi.extraction import CPU_CHUNK, encode_batches
+
+    seen = []
+
+    def encoder(batch):
+        seen.append(len(batch))
+        return batch.float().mean(dim=(1, 2))  # (B, 3)
+
+    batch = np.random.default_rng(1).integers(0, 256, (2 * CPU_CHUNK + 3, 4, 4, 3), dtype=np.uint8)
+    got = []
+    encode_batches(encoder, [(0, batch)], torch.device("cpu"), lambda first, rows: got.append(rows))
+    assert seen == [CPU_CHUNK, CPU_CHUNK, 3]
+    np.testing.assert_allclose(got[0], batch.astype(np.float32).mean(axis=(1, 2)), rtol=1e-6)
+
+
 def test_interrupted_run_resumes_to_identical_output(phantom_slide, tmp_path):
     encoder = create_encoder("texture_stats")
     params = TissueParams.from_preset("biopsy")

@@ -14,7 +14,7 @@ from napari_harm3.core.errors import Harm3Error, InputFileError
 from napari_harm3.core.wsi.feature_files import (SlideFiles, load_clam_features, mag_dir_name, read_patch_file,
                                                  write_feature_files, write_patch_file)
 from napari_harm3.core.wsi.patching import patch_slide, write_patches
-from napari_harm3.core.wsi.prepare import load_feature_bag, prepare_slide_features
+from napari_harm3.core.wsi.prepare import EmptyBagWarning, load_feature_bag, prepare_slide_features
 from napari_harm3.core.wsi.tissue import TissueParams
 
 CLAM_ATTRS = {"patch_size", "patch_level", "downsample", "downsampled_level_dim", "level_dim", "name"}
@@ -130,6 +130,30 @@ def test_cli_patch_then_extract(shared_data, tmp_path):
                 "--mags", "5", "--mpp", "0.25", "--a-t", "1", "--contour", "corner_any", "--workers", "1") == 0
     features, stored, _ = load_clam_features(tmp_path / "f" / "texture_stats" / "x5" / "pt_files" / "tcga-cr-7395-hnsc-jp2k.pt")
     assert np.array_equal(stored, coords) and features.shape == (len(coords), 42)
+
+
+def test_a_slide_without_tissue_gives_empty_bags_and_says_so(tmp_path, capsys):
+    """No tissue patch at a magnification: the files hold an empty bag (downstream code leaves
+    the slide out), and a warning names the slide and the magnification."""
+    from napari_harm3.core.io.tiff_writer import write_pyramidal_tiff
+    from napari_harm3.core.train.bags import empty_magnifications
+
+    blank = write_pyramidal_tiff(tmp_path / "blank.tif", np.full((1024, 1024, 3), 240, np.uint8), mpp=0.5,
+                                 objective_power=20, tile_size=256)
+    with pytest.warns(EmptyBagWarning) as record:
+        bags = prepare_slide_features(blank, tmp_path / "f", "texture_stats", mags=(5, 10, 20))
+    assert [str(w.message) for w in record if w.category is EmptyBagWarning] == [
+        f"blank: no tissue patch at {mag}x; its feature files hold an empty bag (0 patches)" for mag in (5, 10, 20)]
+    assert all(bag.features.shape == (0, 42) and len(bag.coords) == 0 for bag in bags.values())
+    assert empty_magnifications(tmp_path / "f", "texture_stats", "blank") == [5, 10, 20]
+    capsys.readouterr()
+    assert _cli("extract", blank, "--patches", tmp_path / "p", "--out", tmp_path / "g", "--encoder", "texture_stats",
+                "--mags", "10,20", "--workers", "1") == 0
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("harm3: warning:")]
+    assert lines == [f"harm3: warning: blank: no tissue patch at {mag}x; its feature files hold an empty bag "
+                     "(0 patches)" for mag in (10, 20)]
+    features, coords, _ = load_clam_features(tmp_path / "g" / "texture_stats" / "x10" / "h5_files" / "blank.h5")
+    assert features.shape == (0, 42) and len(coords) == 0
 
 
 def test_slides_sharing_a_file_name_never_share_features(tmp_path):

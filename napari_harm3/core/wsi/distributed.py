@@ -30,22 +30,26 @@ class SlideOutcome:
     message: str = ""
 
 
-def _worker_encoder(name: str, weights, device: str):
-    """One encoder per worker process (built on first use, shared by its threads)."""
+def _worker_encoder(name: str, weights, device: str, compile: bool = False):
+    """One encoder per worker process, prepared for inference (built on first use, shared by its
+    threads; with ``compile`` it is compiled once per worker)."""
     from ..device import pick_device
+    from .encoder_inference import inference_encoder
     from .encoders import create_encoder
 
-    key = (name, str(weights), device)
+    key = (name, str(weights), device, bool(compile))
     with _ENCODERS_LOCK:
         if key not in _ENCODERS:
-            _ENCODERS[key] = create_encoder(name, weights=weights).to(pick_device(device))
+            target = pick_device(device)
+            _ENCODERS[key] = inference_encoder(create_encoder(name, weights=weights), target, compile=compile)
         return _ENCODERS[key]
 
 
 def extract_one_slide(slide_path: str, out_root: str, encoder: str, weights=None, mags=(5, 10, 20),
                       patch_size: int = 256, mpp=None, patches_root=None, tissue_params=None,
                       contour_fn: str = "four_pt", batch_size: int = 64, device: str = "auto",
-                      readers: int = 2, force: bool = False, torch_threads: int | None = None) -> SlideOutcome:
+                      readers: int = 2, force: bool = False, torch_threads: int | None = None,
+                      compile: bool = False) -> SlideOutcome:
     """The task run on a worker: all magnifications of one slide (errors become an outcome)."""
     from ..device import pick_device
     from .feature_files import read_patch_file
@@ -57,7 +61,7 @@ def extract_one_slide(slide_path: str, out_root: str, encoder: str, weights=None
 
         torch.set_num_threads(int(torch_threads))
     try:
-        model = _worker_encoder(encoder, weights, device)
+        model = _worker_encoder(encoder, weights, device, compile)
         counts = {}
         for mag in mags:
             files = extract_slide(slide_path, out_root, model, mag, patch_size, mpp, patches_root,
@@ -87,10 +91,11 @@ def extract_cohort(slides, out_root, encoder: str, weights=None, mags=(5, 10, 20
                    mpp=None, patches_root=None, tissue_params=None, contour_fn: str = "four_pt",
                    batch_size: int = 64, device: str = "auto", scheduler: str | None = None,
                    workers: int = 2, processes: bool = True, force: bool = False,
-                   progress=None, client=None) -> list:
+                   progress=None, client=None, compile: bool = False) -> list:
     """Features for every slide, one Dask task per slide; returns a :class:`SlideOutcome` each
     (in the order given). ``progress`` is called as slides finish; raising ``Cancelled`` from it
-    cancels the tasks not yet finished."""
+    cancels the tasks not yet finished. ``compile``: each worker compiles its encoder with
+    ``torch.compile`` (see :mod:`.encoder_inference`)."""
     from distributed import as_completed
 
     slides = [str(s) for s in slides]
@@ -100,7 +105,7 @@ def extract_cohort(slides, out_root, encoder: str, weights=None, mags=(5, 10, 20
     try:
         futures = {client.submit(extract_one_slide, slide, str(out_root), encoder, weights, tuple(mags),
                                  patch_size, mpp, str(patches_root) if patches_root else None,
-                                 tissue_params, contour_fn, batch_size, device, 2, force, 1,
+                                 tissue_params, contour_fn, batch_size, device, 2, force, 1, compile,
                                  key=f"harm3-extract-{k}-{slide}", pure=False): k
                    for k, slide in enumerate(slides)}
         outcomes = [None] * len(slides)

@@ -3,6 +3,10 @@
 :func:`extract_slide` does one slide at one magnification (patches computed or reused, features
 resumable, files written atomically); :func:`prepare_slide_features` is what the viewer and the
 training code call: features at each magnification, computed once per slide and encoder.
+A magnification at which a slide has no tissue patch (a thin biopsy core at 5×) still gets its
+files, holding an empty bag (0 rows), and an :class:`EmptyBagWarning` naming the slide and the
+magnification; downstream code leaves such slides out (``train.bags.usable_cases``) or says why
+it cannot use them (``predict.survival``).
 """
 
 from __future__ import annotations
@@ -30,6 +34,16 @@ DEFAULT_PRESET = "tcga"
 #: pre-treatment *biopsy*, small tissue cores that CLAM's TCGA preset (a_t = 16 patch units)
 #: drops entirely
 MODEL_INPUT_PRESET = "biopsy"
+
+
+class EmptyBagWarning(UserWarning):
+    """A slide has no tissue patch at a magnification: its feature bag there is empty."""
+
+
+def empty_bag_message(slide: str, mag) -> str:
+    """One line saying that ``slide`` has no tissue patch at ``mag`` (None: native magnification)."""
+    at = "native magnification" if mag is None else f"{float(mag):g}x"
+    return f"{slide}: no tissue patch at {at}; its feature files hold an empty bag (0 patches)"
 
 
 def _as_encoder(encoder, weights=None):
@@ -163,6 +177,7 @@ def prepare_slide_features(slide_path, out_root, encoder="texture_stats", mags=D
 
     ``encoder`` is a registered name (with ``weights``, a local file) or a built encoder;
     ``slide_id`` names the files (default: the slide's file stem), see :func:`extract_slide`.
+    A magnification without any tissue patch gives an empty bag and an :class:`EmptyBagWarning`.
     """
     encoder = _as_encoder(encoder, weights)
     params = params or TissueParams.from_preset(MODEL_INPUT_PRESET)
@@ -173,6 +188,8 @@ def prepare_slide_features(slide_path, out_root, encoder="texture_stats", mags=D
         files = extract_slide(slide_path, out_root, encoder, mag, patch_size, mpp, None, params, contour_fn,
                               batch_size, device, workers, False, sub, slide_id=slide_id)
         bags[mag] = load_feature_bag(out_root, encoder.name, files.slide, mag, patch_size)
+        if len(bags[mag]) == 0:
+            warnings.warn(EmptyBagWarning(empty_bag_message(files.slide, mag)), stacklevel=2)
     return bags
 
 

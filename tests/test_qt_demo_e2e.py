@@ -35,6 +35,10 @@ def image(path) -> np.ndarray:
     return matplotlib.image.imread(path)[..., :3] * 255.0
 
 
+#: coloured fraction of the MRI grid screenshot that only a Grad-CAM overlay takes it above
+NO_OVERLAY_COLOURED = 0.008
+
+
 def coloured(rgb: np.ndarray) -> float:
     """Fraction of clearly coloured pixels (grey MRI has R = G = B)."""
     return float((rgb.max(axis=2) - rgb.min(axis=2) > 60).mean())
@@ -53,7 +57,9 @@ def test_demo_runs_both_models_and_writes_report_and_screenshots(tmp_path_factor
     assert data["case"]["case_id"] == "DEMO-0001" and data["pcr"] and data["survival"]
     assert pdf.read_bytes().startswith(b"%PDF") and pdf.stat().st_size > 20_000
     # Grad-CAM (inferno, additive) colours the grey MRI panels
-    assert coloured(image(out / "mri_grid.png")) > 0.01
+    # Grad-CAM drawn on the grid: measured 0.0095 of the screenshot's pixels coloured, against 0.0063
+    # for the tumour outlines alone without models (next test)
+    assert coloured(image(out / "mri_grid.png")) > NO_OVERLAY_COLOURED
     assert image(out / "slide_viewer.png").std() > 15
 
 
@@ -66,4 +72,5 @@ def test_demo_without_models_says_so_and_still_writes_screenshots(tmp_path):
     assert "no Survival (CrossFusion) model in the model zoo" in result.stdout
     for name in ("mri_grid.png", "slide_viewer.png", "window.png"):
         assert (out / name).is_file() and image(out / name).std() > 15
+    assert coloured(image(out / "mri_grid.png")) < NO_OVERLAY_COLOURED  # tumour outlines only
     assert not list(out.glob("*.pdf"))  # nothing to report: no report pretends otherwise

@@ -61,38 +61,16 @@ def _apply_mpp_once(panel, mpp: float):
 
 def wait_for_case(panel, timeout_s: float = 600.0):
     """Run the Qt event loop until the panel shows a case; :class:`Harm3Error` if it failed."""
-    from qtpy.QtCore import QEventLoop, QTimer
+    from .demo_steps import wait_for
 
     if panel.case_layers is not None and panel.worker is None:
         return panel.case_layers
-    outcome: dict = {}
-    loop = QEventLoop()
-
-    def loaded(layers):
-        outcome["layers"] = layers
-        loop.quit()
-
-    def failed(message):
-        outcome["error"] = message
-        loop.quit()
-
-    panel.case_loaded.connect(loaded)
-    panel.case_failed.connect(failed)
-    timer = QTimer()
-    timer.setSingleShot(True)
-    timer.timeout.connect(loop.quit)
-    timer.start(int(timeout_s * 1000))
-    try:
-        loop.exec()
-    finally:
-        timer.stop()
-        panel.case_loaded.disconnect(loaded)
-        panel.case_failed.disconnect(failed)
-    if "error" in outcome:
-        raise Harm3Error(outcome["error"])
-    if "layers" not in outcome:
+    index, args = wait_for([panel.case_loaded, panel.case_failed], timeout_s)
+    if index == 1:
+        raise Harm3Error(args[0])
+    if index is None:
         raise Harm3Error(f"the case was not read within {timeout_s:.0f} s")
-    return outcome["layers"]
+    return args[0]
 
 
 def settle(viewer, panel) -> None:

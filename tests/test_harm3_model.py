@@ -263,3 +263,57 @@ def test_gradcam_maps_are_upsampled_cell_centred_onto_the_crop():
     cams = mri_gradcam(model, mri, present, slide, mask, torch.ones(1, dtype=torch.bool))
     assert cams.shape == (1, 4, 16, 32, 32) and cams.min() >= 0 and cams.max() <= 1
     assert not cams[0, 3].any()
+
+
+class _Logit:
+    def __init__(self, sign=1.0):
+        self.sign = sign
+
+    def __call__(self, output):
+        return self.sign * output[0]
+
+
+def test_gradcam_methods_match_the_grad_cam_package_on_the_layer_grid():
+    """Our maps from captured activations/gradients equal the package's GradCAM and HiResCAM (left on the
+    layer's grid, then upsampled the same way); "against" is the package's map of the negated logit."""
+    from pytorch_grad_cam import GradCAM, HiResCAM
+
+    from napari_harm3.core.explain.gradcam import _logit_module, mri_gradcam, upsample_cell_centred
+
+    torch.manual_seed(0)
+    model = create_model("harm3_fusion_tiny").eval()
+    mri, slide, mask = _inputs(B=2)
+    present = torch.ones(2, 4, dtype=torch.bool)
+    slide_present = torch.ones(2, dtype=torch.bool)
+    for method, package in (("gradcam", GradCAM), ("hirescam", HiResCAM)):
+        class OnLayerGrid(package):
+            def get_target_width_height(self, input_tensor):
+                return None
+
+        for evidence, sign in (("for", 1.0), ("against", -1.0)):
+            wrapper = _logit_module(model, present, slide, mask, slide_present)
+            with OnLayerGrid(model=wrapper, target_layers=model.gradcam_layers) as cam:
+                ref = cam(input_tensor=mri, targets=[_Logit(sign), _Logit(sign)])       # (B·4, d, h, w)
+            ours = mri_gradcam(model, mri, present, slide, mask, slide_present, method=method, evidence=evidence)
+            expected = upsample_cell_centred(ref, mri.shape[2:]).reshape(ours.shape)
+            np.testing.assert_allclose(ours, expected, atol=1e-5, err_msg=f"{method}/{evidence}")
+    with pytest.raises(ValueError, match="method"):
+        mri_gradcam(model, mri, present, slide, mask, slide_present, method="gradcam++")
+
+
+def test_evidence_modes_split_the_signed_map():
+    from napari_harm3.core.explain.gradcam import evidence_map, signed_cam
+
+    rng = np.random.default_rng(0)
+    acts = rng.random((3, 5, 2, 4, 4)).astype(np.float32)
+    grads = rng.normal(size=(3, 5, 2, 4, 4)).astype(np.float32)
+    cam = signed_cam(acts, grads, "hirescam")
+    np.testing.assert_allclose(cam, (acts * grads).sum(1), rtol=1e-6)
+    np.testing.assert_allclose(signed_cam(acts, grads, "gradcam"),
+                               (grads.mean(axis=(2, 3, 4), keepdims=True) * acts).sum(1), rtol=1e-5)
+    pos, neg, both = (evidence_map(cam, e) for e in ("for", "against", "both"))
+    assert not np.any((pos > 0) & (neg > 0))                          # for and against never overlap
+    for m, raw in ((pos, np.maximum(cam, 0)), (neg, np.maximum(-cam, 0)), (both, np.abs(cam))):
+        raw = raw - raw.min(axis=(1, 2, 3), keepdims=True)
+        np.testing.assert_allclose(m, raw / raw.max(axis=(1, 2, 3), keepdims=True), atol=1e-6)
+    assert np.allclose(both.max(axis=(1, 2, 3)), 1.0)

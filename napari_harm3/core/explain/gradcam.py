@@ -1,44 +1,52 @@
 """Explanations of HARM3-Fusion: Grad-CAM on the MRI (paper Fig. 2) and slide attention.
 
-Grad-CAM (Selvaraju et al., ICCV 2017) of the pCR **logit** at the 3D extractor's target layer
-(``Harm3Config.gradcam_layer``: its last conv, or a stage's output), computed with the ``grad-cam``
-package (``pytorch_grad_cam.GradCAM``, which handles Conv3d). The package wants ``model(input) →
-scores``; :class:`LogitOfMri` holds the other inputs fixed so that the input is the MRI stack and the
-score the logit. The package's weights, weighted sum, ReLU and per-map min–max scaling are used as they
-are, on the layer's own grid; the map is then upsampled to the crop with each coarse value at its
-cell's centre (:func:`upsample_cell_centred`, the convention of ``prep.map_affine``) — the package's
-3D resize aligns the corner samples and stretches the map outwards. One map per volume, on the crop,
-in [0, 1]; :func:`maps_on_volumes` puts them on each volume's own voxel grid.
+A class-activation map of the pCR **logit** y at the 3D extractor's target layer
+(``Harm3Config.gradcam_layer``: its last conv, or a stage's output), one map per volume:
 
-What the maps show on the planted phantoms (issue 5; the soft-edged spheres of
-``train.harm3_data.planted_samples``, not the ``synth`` MRI phantom; tiny config, the learning tests' 3 fold
-models, the 12 cases and the t1_pre/t1_post maps of ``test_gradcam_mass_falls_inside_the_tumour``,
-mass on the volume grid against the pre-treatment tumour mask):
+- the layer's activations A and the logit's gradients ∂y/∂A are captured with the ``grad-cam``
+  package's ``ActivationsAndGradients`` (the package handles Conv3d); the package wants ``model(input)
+  → scores``, so :class:`LogitOfMri` holds the other inputs fixed and scores the logit;
+- ``gradcam_method`` (default ``"hirescam"``): HiResCAM (Draelos & Carin 2020), M(x) = Σ_c ∂y/∂A_c(x)·A_c(x),
+  each location's first-order share of the logit; ``"gradcam"`` (Selvaraju et al. 2017) weights each
+  channel by its mean gradient, M(x) = Σ_c mean(∂y/∂A_c)·A_c(x);
+- ``gradcam_evidence`` (default ``"both"``): |M|, where the evidence lies, for pCR or against it;
+  ``"for"`` keeps ReLU(M) (the classic, pCR-only map), ``"against"`` ReLU(−M);
+- each map is min–max scaled on the layer's grid and upsampled to the crop with each coarse value at its
+  cell's centre (:func:`upsample_cell_centred`, the convention of ``prep.map_affine``; the package's own
+  3D resize aligns the corner samples and stretches the map outwards); :func:`maps_on_volumes` puts the
+  maps on each volume's voxel grid, in [0, 1], with the volume's affine.
 
-- chance — a uniform map over the crop box — is 0.21 (the tumour is a sphere in a box with a margin);
-  a perfect tumour map pooled to the layer's grid and upsampled like a CAM reaches 0.78 at 8×8×8
-  (stage 1, the tiny config's target) and 0.62 at 4×4×4 (its last conv): the resolution caps it.
-- the pCR Grad-CAM puts 0.29 inside the tumour with the package's resize, 0.30 cell-centred (last
-  conv: 0.22, i.e. chance). The rest: 0.20 within 2 mm outside the tumour, 0.34 in the outer 2 mm of
-  the crop box, 0.16 elsewhere (voxel shares 0.17, 0.45, 0.17).
-- why: on these phantoms the MRI's evidence *for* pCR is the *absence* of residual tumour after
-  treatment (the post tumour's share of the crop alone separates the classes, AUC 0.80; the pre one
-  does not, 0.42, the crop being set by the pre tumour). The tumour is evidence *against* pCR: its
-  Grad-CAM weights are negative and the ReLU removes them, and "no tumour here" is as true of the
-  margin as of the treated bed. Grad-CAM of −logit (the non-pCR class) puts 0.41 inside; a variant
-  with its last conv at 8×8×8 makes it stark: 0.07 for pCR, 0.47 against.
-- not a training-budget or crop matter: 40 epochs instead of 20 give 0.31, flip augmentation 0.27,
-  a treated bed drawn in the post volumes 0.31, a tighter crop (chance 0.42) 0.33 — below chance.
-  The model's raw input sensitivity |∂logit/∂x| has 0.31–0.35 of its mass inside the tumour.
+``gradcam``/``for`` and ``hirescam``/``for`` are the package's ``GradCAM`` and ``HiResCAM`` (tested equal on
+the layer grid); the signed map needs our three lines because the package applies its ReLU inside.
 
-- a response cue *inside* the lesion does not fix it (9 variants of ``planted_samples``, same test
-  set-up): responders' lesions losing contrast (fibrosis, lost enhancement) 0.21 — still evidence
-  by absence; responders' lesions brighter before and after treatment 0.44-0.46 at best (full AUC
-  0.867), 0.37 for a bright lesion in all four volumes; mass inside goes up and down between 0.37
-  and 0.46 as the cue strengthens, so a single run above 0.5 would be luck. Reverted.
+**Why these defaults** (issue 5: "most of the map's mass inside the tumour"). Measured on the planted
+phantoms of ``train.harm3_data.planted_samples`` (soft-edged spheres; the tiny config trained by the
+learning tests' 3 folds, out-of-fold maps of the first 24 cases, mass on the volume grid against the
+pre-treatment tumour mask; the tumour is 0.21 of the crop box, a perfect map pooled to the 8×8×8 grid
+reaches 0.78). Mass inside, T1 pre / T1 post / T2 pre / T2 post:
 
-So the pCR map of this tiny model highlights where tumour is absent rather than the tumour; the
-test stays an expected failure with these figures.
+    map                                  stage 1 with 4 channels      with 8 channels (the tiny config now)
+    Grad-CAM, pCR only (the classic)     0.30 / 0.28 / 0.21 / 0.19    0.34 / 0.13 / 0.14 / 0.06
+    Grad-CAM, evidence both              0.38 / 0.36 / 0.27 / 0.32    0.44 / 0.42 / 0.39 / 0.37
+    HiResCAM, pCR only                   0.38 / 0.34 / 0.26 / 0.28    0.47 / 0.27 / 0.28 / 0.24
+    HiResCAM, against pCR                0.48 / 0.56 / 0.37 / 0.45    0.45 / 0.61 / 0.41 / 0.46
+    HiResCAM, evidence both (default)    0.48 / 0.50 / 0.36 / 0.41    0.54 / 0.54 / 0.38 / 0.40
+
+(8, 16, 16, 32) channels: HiResCAM both 0.57 / 0.60 / 0.46 / 0.50 (another training seed 0.54 / 0.58 /
+0.47 / 0.47); not the tiny default because the LD-VAE test's margin vanished with it.
+
+Why the classic map misses the tumour: on these phantoms the evidence is the tumour's shrinkage. The
+pre-treatment tumour is evidence *for* pCR (a larger start, the same residue) and the post-treatment tumour
+evidence *against* it, so a pCR-only map (ReLU) drops the post tumour; and "no tumour here" is as true of
+the margin as of the treated bed, so a channel that sees normal tissue gets one Grad-CAM weight and lights
+the margin as much as the bed. HiResCAM keeps each location's own gradient, and |M| keeps both directions.
+What did not help (session 2, same set-up): 40 epochs (0.31), flips (0.27), a drawn treated bed (0.31),
+a tighter crop (0.33), nine variants moving the response cue into the lesion (0.21–0.46), and, this
+session, a dark treated bed in the post volumes (T1 HiResCAM pCR-only 0.32–0.40, against 0.48–0.50; the
+AUC fell to 0.78–0.80).
+
+For the viewer and the report this means: the overlay shows where the model's pCR evidence lies, whichever
+way it points; ``gradcam_evidence="for"`` gives the pCR-only map (a model card can set both fields).
 
 The slide's pooling attention becomes one score per patch (:func:`slide_patch_scores`), drawn as a
 heatmap at the patches' coordinates.
@@ -79,27 +87,8 @@ def _logit_module(model, present, slide, slide_mask, slide_present):
     return LogitOfMri()
 
 
-class _LogitTarget:
-    def __call__(self, output):
-        return output[0]                                                         # the sample's logit
-
-
-def _layer_grid_gradcam():
-    """``pytorch_grad_cam.GradCAM`` that leaves each map on its target layer's grid.
-
-    The package resizes 3D maps with ``scipy.ndimage.zoom`` at its defaults: cubic spline with the
-    *corner* samples aligned (``grid_mode=False``), which stretches a d×h×w map outwards about the
-    crop centre — by 15/12 along an axis going 4 → 16 — and overshoots at edges. The weights, the
-    weighted sum, the ReLU and the per-map min–max scaling stay the package's; only the resize is ours
-    (:func:`upsample_cell_centred`).
-    """
-    from pytorch_grad_cam import GradCAM
-
-    class LayerGridGradCAM(GradCAM):
-        def get_target_width_height(self, input_tensor):
-            return None                                                          # scale_cam_image: no resize
-
-    return LayerGridGradCAM
+METHODS = ("hirescam", "gradcam")
+EVIDENCE = ("both", "for", "against")
 
 
 def upsample_cell_centred(cam: np.ndarray, shape) -> np.ndarray:
@@ -118,39 +107,85 @@ def upsample_cell_centred(cam: np.ndarray, shape) -> np.ndarray:
     return out
 
 
-def mri_gradcam(model, mri, present=None, slide=None, slide_mask=None, slide_present=None) -> np.ndarray:
+def signed_cam(activations: np.ndarray, gradients: np.ndarray, method: str = "hirescam") -> np.ndarray:
+    """The map before any ReLU, (N, d, h, w) from a layer's activations and the logit's gradients
+    (N, C, d, h, w): positive where the features push the logit up (towards pCR), negative where down.
+
+    ``gradcam``: Σ_c mean(∂y/∂A_c)·A_c — one weight per channel, so a channel active in the tumour and
+    in the margin lights both. ``hirescam``: Σ_c ∂y/∂A_c·A_c per location, the first-order share of
+    each location in the logit (it keeps the gradient's position)."""
+    if method == "gradcam":
+        weights = gradients.mean(axis=(2, 3, 4), keepdims=True)
+        return (weights * activations).sum(axis=1)
+    if method == "hirescam":
+        return (gradients * activations).sum(axis=1)
+    raise ValueError(f"unknown Grad-CAM method {method!r} ({', '.join(METHODS)})")
+
+
+def evidence_map(cam: np.ndarray, evidence: str = "both") -> np.ndarray:
+    """Signed maps (N, d, h, w) → maps in [0, 1]: ``for`` keeps the positive part (Grad-CAM's ReLU),
+    ``against`` the negative part, ``both`` the magnitude; each map then min–max scaled like the
+    ``grad-cam`` package's maps (without its 1e-7 in the divisor: the raw maps of a barely trained model
+    are that small)."""
+    if evidence == "for":
+        m = np.maximum(cam, 0.0)
+    elif evidence == "against":
+        m = np.maximum(-cam, 0.0)
+    elif evidence == "both":
+        m = np.abs(cam)
+    else:
+        raise ValueError(f"unknown Grad-CAM evidence {evidence!r} ({', '.join(EVIDENCE)})")
+    axes = tuple(range(1, m.ndim))
+    m = m - m.min(axis=axes, keepdims=True)
+    peak = m.max(axis=axes, keepdims=True)
+    return np.where(peak > 0, m / np.where(peak > 0, peak, 1.0), 0.0).astype(np.float32)
+
+
+def mri_gradcam(model, mri, present=None, slide=None, slide_mask=None, slide_present=None,
+                method: str | None = None, evidence: str | None = None) -> np.ndarray:
     """Grad-CAM of the pCR logit per volume: (B, 4, D, H, W) float32 in [0, 1] on the crop.
 
+    ``method`` and ``evidence`` default to the model's ``gradcam_method`` / ``gradcam_evidence``.
     A missing volume's map is all zeros (its tokens were a placeholder; nothing to explain).
     """
     import torch
+    from pytorch_grad_cam.activations_and_gradients import ActivationsAndGradients
 
-    GradCAM = _layer_grid_gradcam()
     if not model.config.use_mri:
         raise ValueError("this model has no MRI branch (slide-only ablation); nothing to explain on the MRI")
+    method = method or getattr(model.config, "gradcam_method", "hirescam")
+    evidence = evidence or getattr(model.config, "gradcam_evidence", "both")
+    if method not in METHODS or evidence not in EVIDENCE:
+        raise ValueError(f"Grad-CAM method {method!r} / evidence {evidence!r}: expected one of "
+                         f"{', '.join(METHODS)} / {', '.join(EVIDENCE)}")
     B = mri.shape[0]
     if present is None:
         present = torch.ones(B, 4, dtype=torch.bool, device=mri.device)
     was_training = model.training
-    wrapper = _logit_module(model, present, slide, slide_mask, slide_present)
+    model.eval()
     layers = model.gradcam_layers
-    cams = np.zeros((B, 4) + tuple(mri.shape[2:]), np.float32)                  # (B, 4, D, H, W)
+    capture = ActivationsAndGradients(_logit_module(model, present, slide, slide_mask, slide_present), layers,
+                                      reshape_transform=None)
     try:
         with torch.enable_grad():
-            if model.config.share_extractor:
-                # one extractor sees the B·4 volumes as one batch: one CAM per volume
-                with GradCAM(model=wrapper, target_layers=layers) as cam:
-                    out = cam(input_tensor=mri, targets=[_LogitTarget() for _ in range(B)])  # (B·4, d, h, w)
-                cams[:] = upsample_cell_centred(out, mri.shape[2:]).reshape(cams.shape)
-            else:
-                for v, layer in enumerate(layers):
-                    with GradCAM(model=wrapper, target_layers=[layer]) as cam:
-                        out = cam(input_tensor=mri, targets=[_LogitTarget() for _ in range(B)])  # (B, d, h, w)
-                        cams[:, v] = upsample_cell_centred(out, mri.shape[2:])
+            logits = capture(mri)                                                # (B, 1)
+            model.zero_grad(set_to_none=True)
+            logits[:, 0].sum().backward()                                        # samples are independent
+        acts = [a.float().numpy() for a in capture.activations]
+        grads = [g.float().numpy() for g in capture.gradients]
     finally:
+        capture.release()
+        model.zero_grad(set_to_none=True)
         model.train(was_training)
-    cams *= present.cpu().numpy()[:, :, None, None, None]                        # missing volumes: 0
-    return np.clip(np.nan_to_num(cams), 0.0, 1.0)
+    if model.config.share_extractor:
+        # one extractor sees the B·4 volumes as one batch: one map per volume
+        coarse = evidence_map(signed_cam(acts[0], grads[0], method), evidence)  # (B·4, d, h, w)
+        coarse = coarse.reshape((B, 4) + coarse.shape[1:])
+    else:
+        coarse = np.stack([evidence_map(signed_cam(a, g, method), evidence) for a, g in zip(acts, grads)], axis=1)
+    cams = upsample_cell_centred(coarse, mri.shape[2:])                         # (B, 4, D, H, W)
+    cams = cams * present.cpu().numpy()[:, :, None, None, None]                 # missing volumes: 0
+    return np.clip(np.nan_to_num(cams), 0.0, 1.0).astype(np.float32)
 
 
 def maps_on_volumes(crop_maps, prep, volumes: dict, present=None) -> dict:

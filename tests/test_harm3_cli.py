@@ -51,6 +51,7 @@ def test_pcr_cli_and_predict_case_on_a_case_folder(trained_folder, synth_cohort,
     data = json.loads(out.read_text())
     assert 0.0 <= data["probability"] <= 1.0 and len(data["fold_probabilities"]) == 2
     assert data["missing_inputs"] == ["slide"]                     # MRI-only model: the slide is not used
+    assert data["gradcam_method"] == "hirescam, evidence both"     # what the maps show, from the card's config
     pred = predict_case(trained_folder, load_case(case_dir))
     case = load_case(case_dir)
     for seq in ("t1_pre", "t2_post"):

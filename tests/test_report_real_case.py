@@ -81,7 +81,8 @@ def real_report(shared_data):
     grid = np.indices(t1.shape)
     gradcam = np.exp(-sum((g - c) ** 2 / s for g, c, s in zip(grid, centre, (20.0, 300.0, 300.0))))
     pcr = PcrResult(probability=0.62, spread=0.047, fold_probabilities=(0.55, 0.6, 0.62, 0.66, 0.67),
-                    missing_inputs=("t1_post", "t2_post"), gradcam={"t1_pre": gradcam})
+                    missing_inputs=("t1_post", "t2_post"), gradcam={"t1_pre": gradcam},
+                    gradcam_method="hirescam, evidence both")
     survival = _crossfusion_result(slide.reader)
     case = case_summary("STS_001", volumes, slide)
     report = build_report_from_results(case, volumes, slide, pcr=pcr, survival=survival,
@@ -150,6 +151,7 @@ def test_json_has_the_report_object_numbers(real_report, tmp_path):
                          "pcr", "survival", "models", "inputs", "notes", "figures"}
     assert data["pcr"]["probability"] == real_report.pcr.probability
     assert data["pcr"]["fold_probabilities"] == list(real_report.pcr.fold_probabilities)
+    assert data["pcr"]["gradcam_method"] == "hirescam, evidence both"
     assert data["survival"]["risk"] == real_report.survival.risk
     assert data["survival"]["survival"] == list(real_report.survival.survival)
     assert data["survival"]["times_months"] == [0.0, 12.0, 24.0, 36.0]

@@ -39,6 +39,7 @@ class PcrPrediction:
     threshold: float = 0.5
     youden_threshold: float | None = None
     model: str = ""
+    gradcam_method: str = ""       # what the MRI maps show, e.g. "hirescam, evidence both" (core.explain.gradcam)
 
     def to_dict(self) -> dict:
         return {
@@ -47,6 +48,7 @@ class PcrPrediction:
             "threshold": self.threshold, "youden_threshold": self.youden_threshold,
             "predicted_pcr": bool(self.probability >= self.threshold),
             "gradcam_volumes": sorted(k for k, v in (self.gradcam or {}).items() if v is not None),
+            "gradcam_method": self.gradcam_method,
             "slide_patches_scored": 0 if self.slide_attention is None else int(self.slide_attention.scores.size),
         }
 
@@ -156,7 +158,8 @@ def predict_sample(ensemble: Harm3Ensemble, sample, gradcam: bool = True, progre
         case_id=sample.case_id, probability=float(np.mean(probs)),
         spread=float(np.std(probs, ddof=1)) if len(probs) > 1 else 0.0, fold_probabilities=tuple(probs),
         missing_inputs=tuple(name for name, m in zip(INPUTS, missing) if m), gradcam=maps, slide_attention=slide_att,
-        youden_threshold=ensemble.youden_threshold, model=ensemble.name)
+        youden_threshold=ensemble.youden_threshold, model=ensemble.name,
+        gradcam_method=f"{cfg.gradcam_method}, evidence {cfg.gradcam_evidence}" if maps else "")
 
 
 def predict_case(model_folder, case, progress=None, gradcam: bool = True, features_root=None,

@@ -156,7 +156,8 @@ def build_report_from_results(case: CaseSummary, volumes=(), slide: CaseSlide | 
             model_name=pcr_name,
             probability=float(pcr.probability), spread=float(pcr.spread),
             fold_probabilities=tuple(float(p) for p in pcr.fold_probabilities),
-            threshold=float(pcr.threshold), missing_inputs=tuple(pcr.missing_inputs))
+            threshold=float(pcr.threshold), missing_inputs=tuple(pcr.missing_inputs),
+            gradcam_method=str(getattr(pcr, "gradcam_method", "")))
     survival_section = None
     if survival is not None:
         card = survival_model.card if survival_model is not None else {}

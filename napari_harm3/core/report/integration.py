@@ -132,6 +132,7 @@ def run_pcr_model(model_folder, loaded: LoadedCase, device: str, progress) -> tu
         threshold=float(getattr(prediction, "threshold", 0.5)),
         missing_inputs=tuple(prediction.missing_inputs), gradcam=gradcam,
         slide_attention=None if slide is None else _patch_attention("HARM3-Fusion pooling", slide, 224),
+        gradcam_method=str(getattr(prediction, "gradcam_method", "")),
     ), ""
 
 

@@ -57,6 +57,7 @@ class PcrSection:
     fold_probabilities: tuple
     threshold: float = 0.5
     missing_inputs: tuple = ()
+    gradcam_method: str = ""  # what the MRI maps show, e.g. "hirescam, evidence both"
 
     @property
     def predicted_class(self) -> str:
@@ -228,6 +229,7 @@ def _pcr_json(pcr: PcrSection | None) -> dict | None:
         "threshold": float(pcr.threshold),
         "predicted_class": pcr.predicted_class,
         "missing_inputs": list(pcr.missing_inputs),
+        "gradcam_method": pcr.gradcam_method,
     }
 
 

@@ -176,7 +176,8 @@ def mri_page(figure, report: Report) -> None:
 
     text = report_text()
     y = _heading(figure, 0.93, text["sections"]["mri"])
-    y = _paragraph(figure, y, text["explanations"]["gradcam"])
+    method = report.pcr.gradcam_method if report.pcr is not None else ""
+    y = _paragraph(figure, y, text["explanations"]["gradcam"] + (f" Map: {method}." if method else ""))
     if not report.mri_figures:
         _paragraph(figure, y - 0.02, "No MRI volume in this case.", size=10)
         return

@@ -53,6 +53,7 @@ class PcrResult:
     missing_inputs: tuple = ()
     gradcam: Mapping = field(default_factory=dict)
     slide_attention: PatchAttention | None = None
+    gradcam_method: str = ""          # what the maps show, e.g. "hirescam, evidence both"
 
 
 @dataclass(frozen=True, eq=False)

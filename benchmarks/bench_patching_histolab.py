@@ -38,6 +38,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench_patching import best_of  # noqa: E402  (this folder is on sys.path when run as a script)
 from napari_harm3.core.wsi.patching import patch_slide  # noqa: E402
 from napari_harm3.core.wsi.tissue import TissueParams  # noqa: E402
 
@@ -67,15 +68,6 @@ def phantom_slide(rows=3, cols=2) -> Path:
                          objective_power=20, tile_size=256, compression="jpeg", quality=90, overwrite=True)
     print(f"wrote {path.name} ({rows * h} x {cols * w} px) in {time.perf_counter() - start:.0f} s", flush=True)
     return path
-
-
-def best_of(fn, repeats):
-    times, result = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return min(times), result
 
 
 def main():

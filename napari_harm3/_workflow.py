@@ -215,83 +215,26 @@ def results_text(case_id: str, pcr=None, survival=None, notes=()) -> str:
 
 
 # -- the report from the results held ----------------------------------------------------------
-def _pcr_result(prediction):
-    from .core.report.figures import PatchAttention
-    from .core.report.results import PcrResult
-
-    slide = prediction.slide_attention
-    attention = None
-    if slide is not None and slide.coords is not None:
-        from .core.explain.crossfusion_attention import patch_step
-
-        size = patch_step(slide.coords) if len(slide.coords) > 1 else int(slide.patch_size)
-        attention = PatchAttention("HARM3-Fusion pooling", np.asarray(slide.coords), np.asarray(slide.scores, float), size)
-    return PcrResult(probability=prediction.probability, spread=prediction.spread,
-                     fold_probabilities=tuple(prediction.fold_probabilities), threshold=prediction.threshold,
-                     missing_inputs=tuple(prediction.missing_inputs),
-                     gradcam={k: np.asarray(v.data) for k, v in dict(prediction.gradcam or {}).items() if v is not None},
-                     slide_attention=attention)
-
-
-def _survival_result(prediction):
-    from .core.report.figures import PatchAttention
-    from .core.report.results import SurvivalResult
-
-    attention = tuple(PatchAttention(f"CrossFusion {k}", np.asarray(a.coords), np.asarray(a.scores, float),
-                                     int(a.patch_size)) for k, a in prediction.attention.items())
-    return SurvivalResult(risk=prediction.risk, survival_per_bin=tuple(float(s) for s in prediction.survival),
-                          cuts_months=tuple(prediction.cuts_months), fold_risks=tuple(prediction.fold_risks),
-                          t_max_months=prediction.t_max_months, risk_threshold=prediction.risk_threshold,
-                          missing_inputs=tuple(prediction.missing_inputs), attention=attention)
-
-
-def _case_inputs(case) -> tuple:
-    """(volumes, slide, extra inputs) of a ``Case`` as the report takes them (files read, no model run)."""
-    from .core.io.masks import read_mask
-    from .core.io.mri import read_volume
-    from .core.report.results import VOLUME_ROLES, CaseSlide, CaseVolume
-
-    volumes, extra = [], []
-    for role in sorted(case.mri, key=lambda r: VOLUME_ROLES.index(r) if r in VOLUME_ROLES else len(VOLUME_ROLES)):
-        path, uid = case.mri_source(role)
-        volume = read_volume(path, series_uid=uid)
-        mask = None
-        if role in (case.masks or {}):
-            mask_path, _ = case.mask_source(role)
-            data = np.asarray(read_mask(mask_path, reference=volume).data)
-            mask = data > 0 if data.shape == np.shape(volume.data) else None
-            extra.append((f"{role}_mask", str(mask_path)))
-        volumes.append(CaseVolume(role=role, data=np.asarray(volume.data), spacing=volume.spacing, path=str(path),
-                                  mask=mask))
-    slide = None
-    if case.slide is not None:
-        from .core.wsi.slide_source import open_wsi
-
-        slide = CaseSlide(path=str(case.slide), reader=open_wsi(case.slide, mpp=case.slide_mpp))
-    if case.manifest is not None:
-        extra.insert(0, ("manifest", str(case.manifest)))
-    return tuple(volumes), slide, tuple(extra)
-
-
 def build_gui_report(case, pcr=None, pcr_model=None, survival=None, survival_model=None, notes=(),
                      progress: ProgressFn | None = None):
     """The report of ``case`` from predictions already made (``pcr_model``/``survival_model``: their folders)."""
     from .core.models.zoo import read_model_folder
-    from .core.report.build import build_report_from_results, case_summary
+    from .core.report.build import build_report_from_results
+    from .core.report.integration import case_inputs, pcr_result, survival_result
 
     report(progress, 0.0, "report: reading the case")
-    volumes, slide, extra = _case_inputs(case)
+    loaded = case_inputs(case)
     notes = list(notes)
     if pcr is None:
         notes.append("pCR analysis not run in this session")
     if survival is None:
         notes.append("Survival analysis not run in this session")
     return build_report_from_results(
-        case_summary(str(case.case_id), volumes, slide), volumes, slide,
-        pcr=None if pcr is None else _pcr_result(pcr), survival=None if survival is None else _survival_result(survival),
+        loaded.summary, loaded.volumes, loaded.slide,
+        pcr=None if pcr is None else pcr_result(pcr), survival=None if survival is None else survival_result(survival),
         pcr_model=None if pcr_model is None else read_model_folder(pcr_model),
         survival_model=None if survival_model is None else read_model_folder(survival_model),
-        notes=notes, extra_inputs=extra, progress=scaled(progress, 0.2, 0.8))
+        notes=notes, extra_inputs=loaded.extra_inputs, progress=scaled(progress, 0.2, 0.8))
 
 
 def report_paths(pdf_path) -> tuple:

@@ -187,6 +187,7 @@ def test_demo_patient_both_models_overlays_results_and_report(make_workflow, qtb
     assert pdf == out and json_path == out.with_suffix(".json")
     data = json.loads(json_path.read_text())
     assert data["pcr"]["probability"] == pytest.approx(pcr.probability)
+    assert data["pcr"]["gradcam_method"] == "hirescam, evidence both"   # same conversion as the command line
     assert data["survival"]["risk"] == pytest.approx(survival.risk)
     pages = rendered_pages(pdf)
     assert len(pages) >= 3

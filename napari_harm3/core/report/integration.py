@@ -1,7 +1,8 @@
 """Where the report meets the other parts of the package: the case loader and the predictors.
 
 Each function imports its partner module when it runs and turns the partner's objects into
-the report's plain inputs (:mod:`.results`). A partner module absent from this installation is
+the report's plain inputs (:mod:`.results`); the viewer's report (``_workflow.build_gui_report``) uses the
+same conversions (:func:`case_inputs`, :func:`pcr_result`, :func:`survival_result`). A partner module absent from this installation is
 stated, never guessed around: the case loader is required (:class:`Harm3Error`), a predictor
 gives ``(None, reason)`` so the report says which analysis was not run and why.
 
@@ -14,8 +15,7 @@ Partners:
 - ``napari_harm3.core.predict.pcr.predict_case(model_folder, case, progress=None)`` →
   ``PcrPrediction`` (probability, spread, fold_probabilities, missing_inputs, threshold,
   gradcam: role → VolumeMap on that volume's voxels, slide_attention: coords/scores/patch_size);
-- survival (not in this checkout yet; contract assumed from the issue):
-  ``napari_harm3.core.predict.survival.predict_case(model_folder, case, progress=None)`` →
+- ``napari_harm3.core.predict.survival.predict_case(model_folder, case, progress=None)`` →
   ``risk``, ``survival`` (per bin), ``cuts_months``, ``fold_risks``, ``missing_inputs``,
   ``attention`` (scale → object with ``coords``, ``scores``, ``patch_size``).
 """
@@ -59,19 +59,23 @@ def _partner(module_name: str):
 
 def load_case_inputs(case_path) -> LoadedCase:
     """Load a case folder or manifest with the project's case loader, and read its images."""
-    from ..io.mri import read_volume
-    from .build import case_summary
-
     module = _partner(CASE_MODULE)
     if module is None:
         raise Harm3Error(f"cannot load {case_path}: the case loader ({CASE_MODULE}) is not part of this installation")
-    case = module.load_case(case_path)
+    return case_inputs(module.load_case(case_path))
+
+
+def case_inputs(case) -> LoadedCase:
+    """Read the images of a loaded ``Case`` as the report takes them (command line and viewer; no model run)."""
+    from ..io.mri import read_volume
+    from .build import case_summary
+
     volumes, extra = [], []
     for role in sorted(case.mri, key=lambda r: VOLUME_ROLES.index(r) if r in VOLUME_ROLES else len(VOLUME_ROLES)):
         path, series_uid = case.mri_source(role)
         volume = read_volume(path, series_uid=series_uid)
         mask = None
-        if role in case.masks:
+        if role in (case.masks or {}):
             mask, mask_path = _read_mask_on(case, role, volume)
             extra.append((f"{role}_mask", mask_path))
         volumes.append(CaseVolume(role=role, data=np.asarray(volume.data), spacing=volume.spacing,
@@ -108,19 +112,18 @@ def _predict(module, model_folder, loaded: LoadedCase, device: str, progress):
 
 
 def _patch_attention(label: str, attention, default_size: int = 256) -> PatchAttention:
-    return PatchAttention(label=label, coords=np.asarray(attention.coords), scores=np.asarray(attention.scores, float),
-                          patch_size=int(getattr(attention, "patch_size", default_size)))
+    """Patch scores for the report; the drawn size is the coordinates' grid step (level-0 pixels) when
+    there are two positions or more, else the map's own ``patch_size`` (a 20× patch on a 40× slide
+    covers twice its size at level 0)."""
+    from ..explain.crossfusion_attention import patch_step
+
+    coords = np.asarray(attention.coords)
+    size = patch_step(coords) if len(np.unique(coords, axis=0)) > 1 else int(getattr(attention, "patch_size", default_size))
+    return PatchAttention(label=label, coords=coords, scores=np.asarray(attention.scores, float), patch_size=size)
 
 
-def run_pcr_model(model_folder, loaded: LoadedCase, device: str, progress) -> tuple:
-    """(PcrResult, "") or (None, why not)."""
-    module = _partner(PCR_MODULE)
-    if module is None:
-        return None, f"the HARM3-Fusion prediction code ({PCR_MODULE}) is not part of this installation"
-    try:
-        prediction = _predict(module, model_folder, loaded, device, progress)
-    except Harm3Error as exc:
-        return None, str(exc)
+def pcr_result(prediction) -> PcrResult:
+    """The report's :class:`PcrResult` from a ``core.predict.pcr.PcrPrediction`` (command line and viewer)."""
     gradcam = {role: np.asarray(getattr(cam, "data", cam)) for role, cam in dict(prediction.gradcam or {}).items()
                if cam is not None}
     slide = prediction.slide_attention
@@ -133,18 +136,11 @@ def run_pcr_model(model_folder, loaded: LoadedCase, device: str, progress) -> tu
         missing_inputs=tuple(prediction.missing_inputs), gradcam=gradcam,
         slide_attention=None if slide is None else _patch_attention("HARM3-Fusion pooling", slide, 224),
         gradcam_method=str(getattr(prediction, "gradcam_method", "")),
-    ), ""
+    )
 
 
-def run_survival_model(model_folder, loaded: LoadedCase, device: str, progress) -> tuple:
-    """(SurvivalResult, "") or (None, why not)."""
-    module = _partner(SURVIVAL_MODULE)
-    if module is None:
-        return None, f"the CrossFusion prediction code ({SURVIVAL_MODULE}) is not part of this installation"
-    try:
-        prediction = _predict(module, model_folder, loaded, device, progress)
-    except Harm3Error as exc:
-        return None, str(exc)
+def survival_result(prediction) -> SurvivalResult:
+    """The report's :class:`SurvivalResult` from a ``core.predict.survival`` prediction (command line and viewer)."""
     attention = tuple(_patch_attention(f"CrossFusion {scale}", maps)
                       for scale, maps in dict(prediction.attention or {}).items())
     return SurvivalResult(
@@ -154,4 +150,25 @@ def run_survival_model(model_folder, loaded: LoadedCase, device: str, progress) 
         missing_inputs=tuple(prediction.missing_inputs), attention=attention,
         t_max_months=getattr(prediction, "t_max_months", None),
         risk_threshold=getattr(prediction, "risk_threshold", None),
-    ), ""
+    )
+
+
+def _run_model(module_name: str, title: str, convert, model_folder, loaded: LoadedCase, device: str, progress):
+    module = _partner(module_name)
+    if module is None:
+        return None, f"the {title} prediction code ({module_name}) is not part of this installation"
+    try:
+        prediction = _predict(module, model_folder, loaded, device, progress)
+    except Harm3Error as exc:
+        return None, str(exc)
+    return convert(prediction), ""
+
+
+def run_pcr_model(model_folder, loaded: LoadedCase, device: str, progress) -> tuple:
+    """(PcrResult, "") or (None, why not)."""
+    return _run_model(PCR_MODULE, "HARM3-Fusion", pcr_result, model_folder, loaded, device, progress)
+
+
+def run_survival_model(model_folder, loaded: LoadedCase, device: str, progress) -> tuple:
+    """(SurvivalResult, "") or (None, why not)."""
+    return _run_model(SURVIVAL_MODULE, "CrossFusion", survival_result, model_folder, loaded, device, progress)

@@ -153,8 +153,8 @@ def mri_gradcam(model, mri, present=None, slide=None, slide_mask=None, slide_pre
 
     if not model.config.use_mri:
         raise ValueError("this model has no MRI branch (slide-only ablation); nothing to explain on the MRI")
-    method = method or getattr(model.config, "gradcam_method", "hirescam")
-    evidence = evidence or getattr(model.config, "gradcam_evidence", "both")
+    method = method or model.config.gradcam_method
+    evidence = evidence or model.config.gradcam_evidence
     if method not in METHODS or evidence not in EVIDENCE:
         raise ValueError(f"Grad-CAM method {method!r} / evidence {evidence!r}: expected one of "
                          f"{', '.join(METHODS)} / {', '.join(EVIDENCE)}")
@@ -169,13 +169,12 @@ def mri_gradcam(model, mri, present=None, slide=None, slide_mask=None, slide_pre
     try:
         with torch.enable_grad():
             logits = capture(mri)                                                # (B, 1)
-            model.zero_grad(set_to_none=True)
             logits[:, 0].sum().backward()                                        # samples are independent
         acts = [a.float().numpy() for a in capture.activations]
         grads = [g.float().numpy() for g in capture.gradients]
     finally:
         capture.release()
-        model.zero_grad(set_to_none=True)
+        model.zero_grad(set_to_none=True)                                        # the backward's parameter grads
         model.train(was_training)
     if model.config.share_extractor:
         # one extractor sees the B·4 volumes as one batch: one map per volume

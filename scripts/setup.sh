@@ -10,8 +10,11 @@ PYTHON=${PYTHON:-python3}
 import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)
 PY
 
-# --- Debian packages for Xvfb + Qt6 (headless screenshots, GUI tests) -------------------
-APT_PACKAGES="xvfb xauth libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0 libxcb-xinerama0 libxcb-xkb1 libxkbcommon-x11-0 libxcb-cursor0 libxcb-shape0 libxcb-randr0 libegl1 libgl1 libfontconfig1 libdbus-1-3 libglib2.0-0"
+# --- Debian packages: Xvfb + Qt6 (headless screenshots, GUI tests); DICOM tools and a PACS ------
+# dcmtk / libgdcm-tools make compressed copies of real series in the tests, dicom3tools'
+# dciodvfy validates what we write, orthanc is the real PACS the tests talk to on 127.0.0.1
+# (its Debian service is never started; the tests run their own instance and stop it)
+APT_PACKAGES="dcmtk libgdcm-tools dicom3tools orthanc xvfb xauth libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0 libxcb-xinerama0 libxcb-xkb1 libxkbcommon-x11-0 libxcb-cursor0 libxcb-shape0 libxcb-randr0 libegl1 libgl1 libfontconfig1 libdbus-1-3 libglib2.0-0"
 if command -v dpkg >/dev/null 2>&1; then
   missing=""
   for p in $APT_PACKAGES; do

@@ -11,18 +11,10 @@ import pytest
 import yaml
 
 from napari_harm3.core.errors import Harm3Error, InputFileError
-from napari_harm3.core.io.case import (
-    SEQUENCES,
-    Case,
-    CaseLabels,
-    load_case,
-    load_cohort,
-    read_cohort_table,
-    save_case,
-    validate_case,
-    validate_cohort,
-    write_cohort_table,
-)
+from napari_harm3.core.io.case import Case, CaseLabels, load_case, save_case
+from napari_harm3.core.io.case_checks import validate_case, validate_cohort
+from napari_harm3.core.io.cohort import load_cohort, read_cohort_table, write_cohort_table
+from napari_harm3.core.vocabulary import SEQUENCES
 
 
 def _write_volume(path: Path, data: np.ndarray) -> Path:

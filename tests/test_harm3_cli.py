@@ -8,7 +8,8 @@ import pytest
 pytest.importorskip("torch")
 
 from napari_harm3.core.cli.main import main  # noqa: E402
-from napari_harm3.core.io.case import load_case, load_cohort  # noqa: E402
+from napari_harm3.core.io.case import load_case  # noqa: E402
+from napari_harm3.core.io.cohort import load_cohort  # noqa: E402
 from napari_harm3.core.models.zoo import read_model_folder  # noqa: E402
 from napari_harm3.core.predict.pcr import predict_case  # noqa: E402
 

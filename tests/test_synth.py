@@ -231,7 +231,8 @@ def tiny_cohort(tmp_path_factory):
 
 
 def test_tiny_cohort_loads_and_validates(tiny_cohort):
-    from napari_harm3.core.io.case import load_cohort, validate_cohort
+    from napari_harm3.core.io.case_checks import validate_cohort
+    from napari_harm3.core.io.cohort import load_cohort
 
     cohort = load_cohort(tiny_cohort)
     assert cohort.case_ids == ["SYN-0001", "SYN-0002", "SYN-0003", "SYN-0004"]
@@ -247,7 +248,7 @@ def test_tiny_cohort_loads_and_validates(tiny_cohort):
 
 
 def test_written_volumes_match_the_generator(tiny_cohort):
-    from napari_harm3.core.io.case import load_cohort
+    from napari_harm3.core.io.cohort import load_cohort
     from napari_harm3.core.io.masks import read_mask
     from napari_harm3.core.io.mri import read_volume
 
@@ -261,7 +262,7 @@ def test_written_volumes_match_the_generator(tiny_cohort):
 
 
 def test_written_slide_has_texture_at_20x_only(tiny_cohort):
-    from napari_harm3.core.io.case import load_cohort
+    from napari_harm3.core.io.cohort import load_cohort
     from napari_harm3.core.io.wsi import open_slide
 
     case = load_cohort(tiny_cohort).cases[0]
@@ -277,7 +278,7 @@ def test_written_slide_has_texture_at_20x_only(tiny_cohort):
 
 
 def test_make_case_reproduces_a_cohort_case(tiny_cohort, tmp_path):
-    from napari_harm3.core.io.case import load_cohort
+    from napari_harm3.core.io.cohort import load_cohort
     from napari_harm3.core.io.wsi import open_slide
     from napari_harm3.core.synth.cohort import make_case
 
@@ -312,3 +313,15 @@ def test_demo_case_is_cached(tmp_path, monkeypatch):
 
     shipped = yaml.safe_load(resource(*demo.DEMO_PARAMETERS).read_text())  # the real demo's parameters
     assert shipped["size"] == "demo" and isinstance(shipped["seed"], int)
+
+
+def test_a_relative_output_folder_gives_a_readable_case(tmp_path, monkeypatch):
+    """``harm3 synth --out c`` (relative) once wrote manifest paths relative to its scratch folder."""
+    from napari_harm3.core.cli.main import main
+    from napari_harm3.core.io.case_checks import validate_cohort
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["synth", "--n", "1", "--seed", "5", "--out", "rel"]) == 0
+    text = (tmp_path / "rel" / "SYN-0001" / "case.yaml").read_text()
+    assert "partial" not in text and "t1_pre: mri/t1_pre.nii.gz" in text
+    assert validate_cohort(tmp_path / "rel") == []

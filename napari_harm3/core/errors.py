@@ -27,3 +27,11 @@ class MissingMetadataError(Harm3Error):
 
 class Cancelled(Exception):
     """Raised inside a long computation when the user cancelled it."""
+
+
+def one_line(exc: BaseException, limit: int = 300) -> str:
+    """The first line of an exception's message (its type name when it has none), at most ``limit``
+    characters: what a notification, a status line or ``harm3: error:`` shows."""
+    text = str(exc).strip().splitlines()
+    line = text[0].strip() if text else type(exc).__name__
+    return line if len(line) <= limit else line[: limit - 1] + "…"

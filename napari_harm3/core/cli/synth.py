@@ -24,7 +24,7 @@ def register(subparsers) -> None:
 def run(args) -> int:
     import numpy as np
 
-    from ..io.case import load_cohort
+    from ..io.cohort import load_cohort
     from ..synth.cohort import make_cohort
 
     start = time.perf_counter()

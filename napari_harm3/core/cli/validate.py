@@ -21,7 +21,7 @@ def register(subparsers) -> None:
 
 def is_cohort_path(path: Path) -> bool:
     """A CSV file, or a folder holding ``cohort.csv`` (and no case manifest)."""
-    from ..io.case import COHORT_TABLE_NAME, MANIFEST_NAMES
+    from ..vocabulary import COHORT_TABLE_NAME, MANIFEST_NAMES
 
     if path.is_dir():
         return (path / COHORT_TABLE_NAME).is_file() and not any((path / n).is_file() for n in MANIFEST_NAMES)
@@ -30,7 +30,9 @@ def is_cohort_path(path: Path) -> bool:
 
 def run(args) -> int:
     from ..errors import Harm3Error
-    from ..io.case import load_case, read_cohort_table, validate_case, validate_cohort
+    from ..io.case import load_case
+    from ..io.case_checks import validate_case, validate_cohort
+    from ..io.cohort import read_cohort_table
 
     path = Path(args.path)
     open_files = not args.no_open

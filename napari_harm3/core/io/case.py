@@ -1,4 +1,4 @@
-"""Patient cases and cohorts: the case manifest (YAML) and the cohort table (CSV).
+"""Patient cases: the case manifest (YAML); the cohort table is :mod:`.cohort`.
 
 Case manifest
 -------------
@@ -15,31 +15,25 @@ Paths are relative to the manifest's folder (absolute paths work too)::
       t1_pre: mri/tumour_t1_pre.nii.gz
     slide: slide/biopsy.tiff  # pre-treatment biopsy whole-slide image
     slide_mpp: null           # optional µm/px for slides whose metadata lacks it
+    transforms:               # optional registration onto t1_pre (ITK transform files, written by
+      t1_post: transforms/t1_post_to_t1_pre.tfm   #   ``harm3 align``): each maps t1_pre's physical
+                              #   (LPS mm) points to that sequence's points
     labels: {pcr: 1, survival_months: 23.4, event: 1}   # optional; any may be missing
     synthetic: {...}          # only for phantoms: the latent scores that generated the case
 
 Sequences are ``t1_pre``, ``t1_post``, ``t2_pre``, ``t2_post`` (contrast T1 and T2, before and
 after neoadjuvant treatment). ``pcr`` is 1 for pathological complete response, else 0;
 ``survival_months`` is the follow-up time and ``event`` 1 for death (0 = censored).
-``case_id`` defaults to the manifest's folder name. An unknown field, a wrong type or a YAML
+``transforms`` holds one ITK transform file per sequence other than ``t1_pre`` (the case's
+reference frame): it maps t1_pre's physical (LPS mm) points to that sequence's points, the
+convention ITK, SimpleITK and 3D Slicer read. Volumes are shown and prepared through them
+(``core/mri/case_volumes.py``). ``case_id`` defaults to the manifest's folder name. An unknown field, a wrong type or a YAML
 syntax error is reported in one line naming the file and the field.
 
-Cohort table
-------------
-A CSV file (``cohort.csv``) with a header row and one row per case::
-
-    case_id,manifest,pcr,survival_months,event
-    SYN-0001,SYN-0001/case.yaml,1,23.4,1
-    SYN-0002,SYN-0002/case.yaml,,41.0,0
-
-``manifest`` is relative to the CSV file (a case folder works too). Empty label cells mean
-"unknown"; a known value in the table overrides the manifest's. ``harm3 validate`` lists every
-problem of a case or cohort at once (missing or unreadable files, bad labels).
 """
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 import math
@@ -54,12 +48,12 @@ import yaml
 from ..atomic import atomic_path
 from ..errors import Harm3Error, InputFileError
 
-SEQUENCES = ("t1_pre", "t1_post", "t2_pre", "t2_post")
-MANIFEST_NAMES = ("case.yaml", "case.yml", "case.json")
-COHORT_TABLE_NAME = "cohort.csv"
-MANIFEST_FIELDS = ("case_id", "mri", "masks", "slide", "slide_mpp", "labels", "synthetic")
+from ..vocabulary import MANIFEST_NAMES, REFERENCE_SEQUENCE, SEQUENCES
+
+MANIFEST_FIELDS = ("case_id", "mri", "masks", "slide", "slide_mpp", "transforms", "labels", "synthetic")
 LABEL_FIELDS = ("pcr", "survival_months", "event")
-COHORT_COLUMNS = ("case_id", "manifest", "pcr", "survival_months", "event")
+#: sequences that may carry a transform (the reference has none)
+TRANSFORM_KEYS = tuple(s for s in SEQUENCES if s != REFERENCE_SEQUENCE)
 
 
 # --------------------------------------------------------------------------- data classes
@@ -98,6 +92,7 @@ class Case:
     labels: CaseLabels = field(default_factory=CaseLabels)
     synthetic: Mapping | None = None
     manifest: Path | None = None
+    transforms: Mapping[str, Path] = field(default_factory=dict)  # sequence → ITK file (t1_pre → it)
 
     def mri_source(self, key: str) -> tuple[Path, str | None]:
         """(path, series UID or None) of sequence ``key``."""
@@ -134,15 +129,15 @@ def _resolve(root: Path, value: str) -> Path | str:
     return f"{folder}#{uid}" if uid else folder
 
 
-def _parse_paths(path: Path, root: Path, name: str, value) -> dict[str, Path | str]:
+def _parse_paths(path: Path, root: Path, name: str, value, keys=SEQUENCES) -> dict[str, Path | str]:
     if value is None:
         return {}
     if not isinstance(value, dict):
         raise _bad(path, name, f"expected a mapping of sequence → path, got {_type_name(value)}")
     out = {}
     for key, item in value.items():
-        if key not in SEQUENCES:
-            raise _bad(path, f"{name}.{key}", f"unknown sequence; expected one of {', '.join(SEQUENCES)}")
+        if key not in keys:
+            raise _bad(path, f"{name}.{key}", f"unknown sequence; expected one of {', '.join(keys)}")
         if item is None:
             continue
         if not isinstance(item, str) or not item.strip():
@@ -253,6 +248,8 @@ def load_case(path) -> Case:
         root=root,
         mri=_parse_paths(manifest, root, "mri", data.get("mri")),
         masks=_parse_paths(manifest, root, "masks", data.get("masks")),
+        transforms={k: Path(v) for k, v in _parse_paths(manifest, root, "transforms", data.get("transforms"),
+                                                        TRANSFORM_KEYS).items()},
         slide=Path(_resolve(root, slide.strip())) if slide else None,
         slide_mpp=slide_mpp,
         labels=parse_labels(labels, lambda name, reason: _bad(manifest, f"labels.{name}", reason)),
@@ -284,6 +281,8 @@ def manifest_dict(case: Case, root: Path) -> dict:
         data["masks"] = {key: _relative(case.masks[key], root) for key in SEQUENCES if key in case.masks}
     data["slide"] = _relative(case.slide, root) if case.slide is not None else None
     data["slide_mpp"] = case.slide_mpp
+    if case.transforms:
+        data["transforms"] = {key: _relative(case.transforms[key], root) for key in SEQUENCES if key in case.transforms}
     labels = case.labels.as_dict()
     if labels:
         data["labels"] = labels
@@ -318,6 +317,7 @@ def save_case(case: Case, path, overwrite: bool = False) -> Path:
         mri={k: _absolute(v, case.root) for k, v in case.mri.items()},
         masks={k: _absolute(v, case.root) for k, v in case.masks.items()},
         slide=Path(_absolute(case.slide, case.root)) if case.slide is not None else None,
+        transforms={k: Path(_absolute(v, case.root)) for k, v in case.transforms.items()},
     )
     text = yaml.safe_dump(manifest_dict(absolute, root), sort_keys=False, allow_unicode=True)
     with atomic_path(path, overwrite=overwrite) as tmp:
@@ -330,210 +330,3 @@ def _absolute(value, root: Path) -> Path | str:
     folder = Path(folder) if Path(folder).is_absolute() else Path(root) / folder
     folder = Path(os.path.normpath(folder.resolve() if folder.exists() else folder))
     return f"{folder}#{uid}" if uid else folder
-
-
-# --------------------------------------------------------------------------- validation
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, InputFileError):
-        return exc.reason
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text[:200]
-
-
-def validate_case(case: Case, open_files: bool = True) -> list[str]:
-    """Every problem of ``case`` at once (empty list = fine).
-
-    Checks that each MRI, mask and slide path exists and, with ``open_files``, that each opens
-    with the project's readers (masks on their sequence's volume, for RTSTRUCT) and that the
-    slide has microns per pixel (from its metadata or ``slide_mpp``).
-    """
-    from .masks import read_mask
-    from .mri import read_volume
-
-    problems: list[str] = []
-    volumes = {}
-    if not case.mri and case.slide is None:
-        problems.append(f"{case.case_id}: no MRI and no slide in the case")
-    for key in SEQUENCES:
-        if key not in case.mri:
-            continue
-        folder, uid = case.mri_source(key)
-        if not folder.exists():
-            problems.append(f"mri.{key}: not found: {folder}")
-        elif open_files:
-            try:
-                volumes[key] = read_volume(folder, series_uid=uid) if folder.is_dir() else read_volume(folder)
-            except Exception as exc:  # noqa: BLE001 - every failure becomes one line
-                problems.append(f"mri.{key}: cannot be read: {folder}: {_reason(exc)}")
-    for key in SEQUENCES:
-        if key not in case.masks:
-            continue
-        folder, _uid = case.mask_source(key)
-        if not folder.exists():
-            problems.append(f"masks.{key}: not found: {folder}")
-        elif open_files:
-            try:
-                mask = read_mask(folder, reference=volumes.get(key))
-                reference = volumes.get(key)
-                if reference is not None and mask.shape != reference.shape and np.allclose(mask.affine, reference.affine):
-                    problems.append(f"masks.{key}: shape {mask.shape} differs from the volume's {reference.shape}: {folder}")
-            except Exception as exc:  # noqa: BLE001
-                problems.append(f"masks.{key}: cannot be read: {folder}: {_reason(exc)}")
-    if case.slide is not None:
-        problems.extend(_slide_problems(case, open_files))
-    return problems
-
-
-def _slide_problems(case: Case, open_files: bool) -> list[str]:
-    if not Path(case.slide).exists():
-        return [f"slide: not found: {case.slide}"]
-    if not open_files:
-        return []
-    from .wsi import open_slide
-
-    try:
-        slide = open_slide(case.slide, mpp=case.slide_mpp)
-    except Exception as exc:  # noqa: BLE001
-        return [f"slide: cannot be read: {case.slide}: {_reason(exc)}"]
-    try:
-        if slide.mpp is None:
-            return [f"slide: no microns-per-pixel in its metadata; set slide_mpp in the manifest: {case.slide}"]
-    finally:
-        slide.close()
-    return []
-
-
-# --------------------------------------------------------------------------- cohort
-@dataclass(frozen=True)
-class CohortEntry:
-    """One row of the cohort table."""
-
-    case_id: str
-    manifest: Path
-    labels: CaseLabels
-    row: int
-
-
-@dataclass(frozen=True)
-class Cohort:
-    """A cohort: the table's rows and the loaded cases (labels: table over manifest)."""
-
-    table: Path
-    entries: tuple[CohortEntry, ...]
-    cases: tuple[Case, ...]
-
-    def __len__(self) -> int:
-        return len(self.cases)
-
-    @property
-    def case_ids(self) -> list[str]:
-        return [case.case_id for case in self.cases]
-
-    def _label_array(self, name: str) -> np.ndarray:
-        return np.array([np.nan if getattr(c.labels, name) is None else getattr(c.labels, name) for c in self.cases], float)
-
-    @property
-    def pcr(self) -> np.ndarray:
-        """pCR labels as float (NaN = unknown)."""
-        return self._label_array("pcr")
-
-    @property
-    def survival_months(self) -> np.ndarray:
-        """Follow-up times in months (NaN = unknown)."""
-        return self._label_array("survival_months")
-
-    @property
-    def event(self) -> np.ndarray:
-        """Event flags, 1 = death, 0 = censored (NaN = unknown)."""
-        return self._label_array("event")
-
-
-def find_cohort_table(path) -> Path:
-    """The CSV itself, or ``cohort.csv`` inside a folder."""
-    path = Path(path)
-    if path.is_dir():
-        if (path / COHORT_TABLE_NAME).is_file():
-            return path / COHORT_TABLE_NAME
-        raise InputFileError(path, f"no {COHORT_TABLE_NAME} in this folder")
-    if not path.exists():
-        raise InputFileError(path, "no such cohort table")
-    return path
-
-
-def read_cohort_table(path) -> tuple[CohortEntry, ...]:
-    """The rows of a cohort CSV (manifests not opened); bad cells name row and column."""
-    table = find_cohort_table(path).resolve()
-    try:
-        with open(table, newline="", encoding="utf-8-sig") as fh:
-            reader = csv.DictReader(fh)
-            rows = [{(k or "").strip(): v for k, v in row.items()} for row in reader]
-            header = [name.strip() for name in (reader.fieldnames or [])]
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise InputFileError(table, f"cannot be read as CSV ({_reason(exc)})") from None
-    if not rows:
-        raise InputFileError(table, f"no cases: expected a header ({','.join(COHORT_COLUMNS)}) and one row per case")
-    missing = [c for c in ("case_id", "manifest") if c not in header]
-    if missing:
-        raise InputFileError(table, f"missing column(s) {', '.join(missing)}; expected {','.join(COHORT_COLUMNS)}")
-    entries, seen = [], {}
-    for number, row in enumerate(rows, start=2):  # line 1 is the header
-        case_id = (row.get("case_id") or "").strip()
-        manifest = (row.get("manifest") or "").strip()
-        if not case_id or not manifest:
-            raise InputFileError(table, f"row {number}: case_id and manifest must not be empty")
-        if case_id in seen:
-            raise InputFileError(table, f"row {number}: case_id {case_id!r} repeats row {seen[case_id]}")
-        seen[case_id] = number
-        labels = parse_labels(row, lambda name, reason: InputFileError(table, f"row {number}, column '{name}': {reason}"))
-        target = Path(manifest) if Path(manifest).is_absolute() else table.parent / manifest
-        entries.append(CohortEntry(case_id, Path(os.path.normpath(target)), labels, number))
-    return tuple(entries)
-
-
-def _case_of(entry: CohortEntry) -> Case:
-    case = load_case(entry.manifest)
-    if case.case_id != entry.case_id:
-        raise InputFileError(case.manifest, f"case_id {case.case_id!r} differs from the cohort table's {entry.case_id!r} (row {entry.row})")
-    return dataclasses.replace(case, labels=entry.labels.merged_over(case.labels))
-
-
-def load_cohort(path) -> Cohort:
-    """Read a cohort table and every case manifest it lists (first bad manifest → error;
-    :func:`validate_cohort` lists them all)."""
-    entries = read_cohort_table(path)
-    return Cohort(find_cohort_table(path).resolve(), entries, tuple(_case_of(e) for e in entries))
-
-
-def validate_cohort(cohort, open_files: bool = True) -> list[str]:
-    """Every problem of a cohort (a :class:`Cohort`, a CSV path or a folder with ``cohort.csv``)."""
-    if isinstance(cohort, Cohort):
-        entries = cohort.entries
-    else:
-        try:
-            entries = read_cohort_table(cohort)
-        except Harm3Error as exc:
-            return [str(exc)]
-    problems = []
-    for entry in entries:
-        try:
-            case = _case_of(entry)
-        except Harm3Error as exc:
-            problems.append(f"{entry.case_id}: {exc}")
-            continue
-        problems.extend(f"{entry.case_id}: {p}" for p in validate_case(case, open_files=open_files))
-    return problems
-
-
-def write_cohort_table(rows, path, overwrite: bool = False) -> Path:
-    """Write a cohort CSV from (case_id, manifest path, CaseLabels) triples; manifest paths are
-    written relative to the CSV's folder."""
-    path = Path(path)
-    root = path.parent.resolve()
-    with atomic_path(path, overwrite=overwrite) as tmp:
-        with open(tmp, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(COHORT_COLUMNS)
-            for case_id, manifest, labels in rows:
-                values = [getattr(labels, name) for name in LABEL_FIELDS]
-                writer.writerow([case_id, _relative(Path(manifest).resolve(), root)] + ["" if v is None else v for v in values])
-    return path

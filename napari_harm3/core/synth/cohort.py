@@ -23,7 +23,8 @@ import cv2
 import numpy as np
 
 from ..errors import Harm3Error
-from ..io.case import Case, CaseLabels, load_case, save_case, write_cohort_table
+from ..io.case import Case, CaseLabels, load_case, save_case
+from ..io.cohort import write_cohort_table
 from ..progress import ProgressFn, report, scaled
 from .latent import PatientLatents, case_seed, draw_latents, seed_streams
 from .mri_phantom import SEQUENCE_KEYS, generate_mri
@@ -117,7 +118,7 @@ def make_case(
     """
     if size not in SIZES:
         raise Harm3Error(f"unknown synthetic size {size!r}; choose one of {', '.join(SIZES)}")
-    case_dir = Path(case_dir)
+    case_dir = Path(case_dir).absolute()  # a relative folder must not end up relative to the scratch folder
     if case_dir.exists() and (not case_dir.is_dir() or any(case_dir.iterdir())):
         raise Harm3Error(f"{case_dir} exists and is not empty; choose another folder or remove it")
     case_id = case_id or f"SYN-{int(seed) % 10**8:08d}"

@@ -167,7 +167,7 @@ def samples_from_cohort(cohort_dir, prep_config: MriPrepConfig | None = None, fe
                         encoder: str = "texture_stats", require_label: bool = True, use_slide: bool = True,
                         progress=None) -> list:
     """All cases of a cohort folder, prepared; features default to ``<cohort>/features``."""
-    from ..io.case import load_cohort
+    from ..io.cohort import load_cohort
 
     cohort_dir = Path(cohort_dir)
     cases = list(load_cohort(cohort_dir).cases)

@@ -11,8 +11,10 @@ import pytest
 import torch
 
 from napari_harm3.core.cli.main import main
-from napari_harm3.core.explain.crossfusion_attention import explain_slide, fold_padding, paint, patch_step
-from napari_harm3.core.models.crossfusion import create_model, load_ensemble
+from napari_harm3.core.errors import Harm3Error
+from napari_harm3.core.explain.crossfusion_attention import explain_slide, fold_padding
+from napari_harm3.core.models.crossfusion import create_model
+from napari_harm3.core.models.registry import load_ensemble
 from napari_harm3.core.train.bags import SlideBags, read_cohort
 from napari_harm3.core.train.crossfusion_train import (TrainConfig, cross_validate, feature_statistics,
                                                        fold_standardisation, standardised)
@@ -110,7 +112,7 @@ def test_cli_train_survival_and_model_folder(tmp_path, capsys):
     assert card["inputs"]["tissue_preset"] == "biopsy" and card["training_data"]["excluded_cases"] == []
     assert card["t_max_months"] == pytest.approx(np.mean(card["max_follow_up_months"]))
     # the risk threshold is the median ensemble risk of the training cohort
-    models, _ = load_ensemble(out)
+    models = load_ensemble(out, "cpu").models
     with torch.no_grad():
         cohort_risk = [np.mean([float(m(b.x5[None], b.x10[None], b.x20[None]).risk) for m in models]) for b in bags]
     assert card["risk_threshold"] == pytest.approx(np.median(cohort_risk), abs=1e-5)
@@ -127,7 +129,7 @@ def test_cli_train_survival_and_model_folder(tmp_path, capsys):
     report = tmp_path / "slide.json"
     assert main(["survival", str(out), "--x5", files[0], "--x10", files[1], "--x20", files[2], "--json", str(report)]) == 0
     pred = json.loads(report.read_text())
-    models, _ = load_ensemble(out)
+    models = load_ensemble(out, "cpu").models
     with torch.no_grad():
         direct = [float(m(bags[0].x5[None], bags[0].x10[None], bags[0].x20[None]).risk) for m in models]
     assert pred["risk"] == pytest.approx(np.mean(direct), abs=1e-6)
@@ -172,17 +174,6 @@ def test_padding_folds_back_onto_the_repeated_patches():
     assert folded.tolist() == [0 + 10, 1 + 11, 2 + 12, 3 + 13, 4 + 14, 5 + 15, 6, 7, 8, 9]
 
 
-def test_paint_places_patches_at_level0():
-    coords = np.array([[1000, 2000], [1512, 2000], [1000, 2512]])
-    layer = paint("x", 20, coords, np.array([1.0, 0.5, 0.25]), patch_size_level0=512, oversample=4)
-    assert layer.data.shape == (8, 8) and layer.scale == (128, 128)
-    assert np.all(layer.data[:4, :4] == 1.0) and np.all(layer.data[:4, 4:] == 0.5)
-    assert np.all(layer.data[4:, :4] == 0.25) and np.all(layer.data[4:, 4:] == 0)
-    # raster pixel (0, 0) covers level-0 rows/cols [2000, 2128) × [1000, 1128): its centre
-    assert layer.translate == (2000 + 63.5, 1000 + 63.5)
-    assert patch_step(coords) == 512
-
-
 def test_heatmaps_find_the_planted_patch():
     """A model whose fine cross-attention keys on feature 0 must rank the 20× patch with the
     largest feature 0 first, at that patch's coordinates."""
@@ -201,14 +192,16 @@ def test_heatmaps_find_the_planted_patch():
     x20[17, 0] = 3.0
     coords = {5: _grid_coords(3, 1024) + 7, 10: _grid_coords(11, 512), 20: _grid_coords(44, 256)}
     assert isinstance(model.project["fine"], torch.nn.Identity)  # backbone = embed: features pass as they are
-    explanation = explain_slide([model, model], x5, x10, x20, coords, top_k=3)
-    best = explanation.top["x20_cross"][0]
-    assert best.index == 17 and (best.x, best.y) == tuple(coords[20][17])
-    assert set(explanation.layers) == {"x5_cross", "x20_cross", "x10_coarse", "x10_source", "x10_fine", "x10_final"}
-    for name, values in explanation.scores.items():
-        assert values.min() >= 0 and values.max() <= 1
-        assert len(values) == {5: 3, 10: 11, 20: 44}[explanation.layers[name].magnification]
-    assert explanation.layers["x5_cross"].scale == (256, 256)  # 1024-px 5× patches, oversampled 4×
+    maps = explain_slide([model, model], x5, x10, x20, coords, {5: 1024, 10: 512, 20: 256})
+    best = int(maps["x20_cross"].top(1)[0])
+    assert best == 17 and tuple(maps["x20_cross"].coords[best]) == tuple(coords[20][17])
+    assert set(maps) == {"x5_cross", "x20_cross", "x10_coarse", "x10_source", "x10_fine", "x10_final"}
+    for name, scores in maps.items():
+        assert scores.scores.min() >= 0 and scores.scores.max() <= 1
+        assert len(scores) == {5: 3, 10: 11, 20: 44}[scores.magnification]
+    assert maps["x5_cross"].footprint == 1024 and maps["x5_cross"].magnification == 5  # as recorded, not guessed
+    with pytest.raises(Harm3Error, match="footprint is not recorded"):
+        explain_slide([model], x5, x10, x20, coords, {5: 1024, 10: 512})
 
 
 N_SYNTHETIC = 140

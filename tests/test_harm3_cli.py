@@ -37,8 +37,8 @@ def trained_folder(synth_cohort, tmp_path_factory):
 def test_train_cli_writes_a_complete_model_folder(trained_folder):
     folder = read_model_folder(trained_folder)
     assert folder.kind == "harm3-fusion" and len(folder.weight_files) == 2
-    assert folder.card["config"]["model"]["use_slide"] is False
-    assert folder.card["training_data"]["n_patients"] == 6
+    assert folder.card.config["model"]["use_slide"] is False
+    assert folder.card.raw["training_data"]["n_patients"] == 6
     assert (trained_folder / "roc.png").is_file() and (trained_folder / "calibration.png").is_file()
     assert main(["train", "harm3", "x", "--out", str(trained_folder)]) == 2       # no silent overwrite
 

@@ -18,7 +18,8 @@ torch = pytest.importorskip("torch")
 from napari_harm3.core.explain.gradcam import mass_inside, maps_on_volumes, mri_gradcam  # noqa: E402
 from napari_harm3.core.models.harm3_fusion import create_model, model_config  # noqa: E402
 from napari_harm3.core.models.zoo import read_model_folder  # noqa: E402
-from napari_harm3.core.predict.pcr import load_ensemble, predict_case  # noqa: E402
+from napari_harm3.core.models.registry import load_ensemble  # noqa: E402
+from napari_harm3.core.predict.pcr import predict_case  # noqa: E402
 from napari_harm3.core.train.harm3_data import PLANTED_PREP, collate, planted_samples  # noqa: E402
 from napari_harm3.core.train.harm3_train import TrainConfig, cross_validate, model_card, write_harm3_model  # noqa: E402
 
@@ -90,7 +91,7 @@ def test_model_folder_card_weights_and_plots(model_folder, cv_results):
     assert folder.kind == "harm3-fusion" and len(folder.weight_files) == 3
     states = folder.load_state_dicts(verify=True)                # sha256 checked
     assert len(states) == 3
-    card = folder.card
+    card = folder.card.raw
     assert card["config"]["model"]["use_ldvae"] is True and card["config"]["train"]["lr"] == TCFG.lr
     assert card["inputs"]["slide"]["patch_size"] == 224 and card["inputs"]["slide"]["magnification"] == 20
     assert card["preprocessing"]["clip_percentiles"] == [0.5, 99.5]
@@ -101,7 +102,7 @@ def test_model_folder_card_weights_and_plots(model_folder, cv_results):
 
 @pytest.mark.slow
 def test_predict_case_is_the_fold_ensemble_and_flags_missing_inputs(model_folder, fusion_cohort):
-    ensemble = load_ensemble(model_folder.path)
+    ensemble = load_ensemble(model_folder.path, "cpu")
     sample = fusion_cohort[0]
     pred = predict_case(ensemble, sample, gradcam=False)
     inputs, _ = collate([sample])
@@ -123,7 +124,7 @@ def test_predict_case_is_the_fold_ensemble_and_flags_missing_inputs(model_folder
 def test_gradcam_mass_falls_inside_the_tumour(model_folder, cv_results, fusion_cohort):
     """The default map (HiResCAM of the pCR logit, evidence for and against: ``core/explain/gradcam.py``)
     puts most of its mass inside the phantom's tumour; the classic pCR-only Grad-CAM does not (figures there)."""
-    ensemble = load_ensemble(model_folder.path)
+    ensemble = load_ensemble(model_folder.path, "cpu")
     fold_of = {cid: f.index for f in cv_results["full"].folds for cid in f.test_ids}
     inside = {(kind, seq): [] for kind in ("default", "classic") for seq in ("t1_pre", "t1_post", "t2_pre", "t2_post")}
     shares = []

@@ -33,11 +33,12 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from ..core.vocabulary import SEQUENCES
 from .images import save_png
 from .linking import ViewerLink
 
 #: panel keys in grid order (row-major) and their titles
-PANELS: tuple[str, ...] = ("t1_pre", "t1_post", "t2_pre", "t2_post")
+PANELS: tuple[str, ...] = SEQUENCES
 TITLES: dict[str, str] = {"t1_pre": "T1-pre", "t1_post": "T1-post", "t2_pre": "T2-pre", "t2_post": "T2-post"}
 
 AUTO = "auto"

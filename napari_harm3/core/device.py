@@ -29,3 +29,18 @@ def pick_device(choice: str = "auto"):
         return torch.device(choice)
     except RuntimeError as exc:
         raise Harm3Error(f"unknown device {choice!r}; choose one of {', '.join(DEVICE_CHOICES)}") from exc
+
+
+def available_devices() -> list:
+    """(label, choice) of the devices this machine has, "auto" first: what a device menu offers."""
+    import torch
+
+    found = [("automatic", "auto")]
+    if torch.cuda.is_available():
+        for index in range(torch.cuda.device_count()):
+            found.append((f"CUDA GPU {index}: {torch.cuda.get_device_name(index)}", f"cuda:{index}"))
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        found.append(("Apple MPS", "mps"))
+    found.append(("CPU", "cpu"))
+    return found

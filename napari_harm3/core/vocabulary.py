@@ -79,6 +79,13 @@ def parse_magnification(value) -> int:
 # -- analyses and model kinds ------------------------------------------------------------------
 ANALYSES = ("pcr", "survival")
 ANALYSIS_TITLES = {"pcr": "pCR (HARM3-Fusion)", "survival": "Survival (CrossFusion)"}
+#: "<name> analysis not run: <why>" in notes and reports
+ANALYSIS_NAMES = {"pcr": "pCR", "survival": "Survival"}
+
+
+def not_run_note(analysis: str, why: str = "") -> str:
+    text = f"{ANALYSIS_NAMES[analysis]} analysis not run"
+    return f"{text}: {why}" if why else text
 #: model-card ``kind`` of each architecture
 HARM3_KIND = "harm3-fusion"
 CROSSFUSION_KIND = "crossfusion"

@@ -88,6 +88,6 @@ def run(args) -> int:
     folder = import_checkpoints(args.checkpoints, args.backbone_dim, args.out, parse_edges(args.bin_edges),
                                 args.max_follow_up, args.encoder, args.num_heads, args.name, args.overwrite)
     print(f"imported {len(folder.weight_files)} checkpoint(s) into {folder.path}")
-    if "bin_edges_months" not in folder.card:
+    if folder.card.bin_edges_months is None:
         print("note: no --bin-edges given; risk works, S(t) against months does not")
     return 0

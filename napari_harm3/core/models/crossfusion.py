@@ -8,7 +8,8 @@ it is deterministic in ``eval()``, runs on any device, and uses a memory-efficie
 kernel unless attention weights are asked for (see ``attention.py``).
 
 Layout: blocks (FFN, cross-attention block, transformer block, PPEG, Pad-Transformer, Conv
-Processor) → :class:`CrossFusion` → constructors (:func:`create_model`, :func:`load_ensemble`).
+Processor) → :class:`CrossFusion` → constructors (:func:`create_model`; a model folder's fold
+ensemble: ``core.models.registry.load_ensemble``).
 Shapes: B batch, N5/N10/N20 bag sizes, Db backbone features, D embed, h heads, H = W =
 ceil(sqrt(N10)), M = H·W padded tokens.
 """
@@ -369,21 +370,5 @@ def load_state(model: CrossFusion, weights) -> CrossFusion:
     return model
 
 
-def load_ensemble(folder, device=None) -> tuple:
-    """(models, card) from a CrossFusion model folder: one model per fold, in ``eval()``."""
-    from ..errors import InputFileError
-    from .zoo import read_model_folder
-
-    model_folder = read_model_folder(folder)
-    if model_folder.kind != "crossfusion":
-        raise InputFileError(folder, f"model folder holds a {model_folder.kind!r} model, not a CrossFusion one")
-    cfg = CrossFusionConfig.from_dict(model_folder.card.get("config", {}))
-    models = []
-    for state in model_folder.load_state_dicts():
-        model = load_state(CrossFusion(cfg), state).eval()
-        models.append(model.to(device) if device is not None else model)
-    return models, model_folder.card
-
-
 __all__ = ["CrossFusion", "CrossFusionConfig", "CrossFusionOutput", "CrossFusionAttention",
-           "AttentionScores", "create_model", "load_state", "load_ensemble", "square_pad", "grid_side"]
+           "AttentionScores", "create_model", "load_state", "square_pad", "grid_side"]

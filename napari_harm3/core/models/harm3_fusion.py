@@ -27,9 +27,9 @@ from torch import nn
 
 from .harm3_blocks import (AttentionPooling, ConvHead, CrossAttentionLayer, Extractor3d,
                            RelativePositionBias, SelfAttentionLayer)
+from ..vocabulary import SEQUENCES
 from .ldvae import LdVae
 
-SEQUENCES = ("t1_pre", "t1_post", "t2_pre", "t2_post")
 INPUTS = SEQUENCES + ("slide",)
 
 

@@ -19,42 +19,47 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
 from ..atomic import atomic_path
 from ..errors import Harm3Error, InputFileError
 from ..hashing import sha256_file
+from ..resources import models_dir
+from .card import CARD_FILE, ModelCard, WeightFile, parse_card, read_card_json
 
-CARD_FILE = "card.json"
 SUMS_FILE = "SHA256SUMS"
 WEIGHTS_DIR = "weights"
 
 
 @dataclass(frozen=True)
 class ModelFolder:
-    """A model folder read from disk (weights are loaded on demand)."""
+    """A model folder read from disk: its parsed card and weight files (loaded on demand)."""
 
     path: Path
-    card: dict
+    card: ModelCard
     weight_files: tuple = field(default_factory=tuple)
 
     @property
     def kind(self) -> str:
-        return self.card.get("kind", "unknown")
+        return self.card.kind
 
     @property
     def name(self) -> str:
-        return self.card.get("name", self.path.name)
+        return self.card.name
 
     @property
     def version(self) -> str:
-        return str(self.card.get("version", "0"))
+        return self.card.version
 
     def sha256(self) -> dict:
         """{relative weight path: sha256} as recorded in SHA256SUMS."""
-        return read_sums(self.path)
+        return {w.file: w.sha256 for w in self.card.weights if w.sha256}
 
     def load_state_dicts(self, verify: bool = True) -> list:
         """One state dict per fold, in fold order; verifies the sha256 sums first."""
-        return [load_weights(p, expected_sha256=self.sha256().get(_rel(self.path, p)) if verify else None)
+        sums = self.sha256()
+        return [load_weights(p, expected_sha256=sums.get(_rel(self.path, p)) if verify else None)
                 for p in self.weight_files]
 
 
@@ -64,8 +69,6 @@ def _rel(root: Path, path: Path) -> str:
 
 def save_weights(path, state_dict: dict, metadata: dict | None = None, overwrite: bool = True) -> str:
     """Write a state dict as safetensors atomically; returns its sha256."""
-    from safetensors.torch import save_file
-
     tensors = {k: v.detach().contiguous().cpu() for k, v in state_dict.items()}
     meta = {str(k): str(v) for k, v in (metadata or {}).items()}
     with atomic_path(path, overwrite=overwrite) as tmp:
@@ -75,9 +78,6 @@ def save_weights(path, state_dict: dict, metadata: dict | None = None, overwrite
 
 def load_weights(path, expected_sha256: str | None = None) -> dict:
     """Load a safetensors state dict (CPU tensors); refuses pickles and checks the hash."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
     path = Path(path)
     if not path.is_file():
         raise InputFileError(path, "weight file not found")
@@ -146,25 +146,22 @@ def _json_default(obj):
 
 
 def read_model_folder(folder) -> ModelFolder:
+    """The folder's card (parsed once into a :class:`ModelCard`) and weight files."""
+    if isinstance(folder, ModelFolder):
+        return folder
     folder = Path(folder)
-    card_path = folder / CARD_FILE
-    if not card_path.is_file():
-        raise InputFileError(folder, f"not a model folder (no {CARD_FILE}); a model folder holds card.json, weights/ and SHA256SUMS")
-    try:
-        card = json.loads(card_path.read_text())
-    except json.JSONDecodeError as exc:
-        raise InputFileError(card_path, f"model card is not valid JSON ({exc.msg}, line {exc.lineno})") from exc
+    raw = read_card_json(folder)
     files = tuple(sorted((folder / WEIGHTS_DIR).glob("fold*.safetensors"),
                          key=lambda p: int("".join(ch for ch in p.stem if ch.isdigit()) or 0)))
     if not files:
         raise InputFileError(folder, "model folder has no weights (weights/fold*.safetensors)")
-    return ModelFolder(path=folder, card=card, weight_files=files)
+    sums = read_sums(folder)
+    weights = tuple(WeightFile(_rel(folder, p), sums.get(_rel(folder, p), "")) for p in files)
+    return ModelFolder(path=folder, card=parse_card(folder, raw, weights), weight_files=files)
 
 
 def list_models(root=None, kind: str | None = None) -> list:
     """Model folders found under ``root`` (default: the zoo), optionally of one kind."""
-    from ..resources import models_dir
-
     root = Path(root) if root is not None else models_dir()
     found = []
     if root.is_dir():
@@ -198,3 +195,11 @@ def render_card_markdown(card: dict) -> str:
             lines.append(str(value))
         lines.append("")
     return "\n".join(lines)
+
+
+def model_readme(folder) -> str:
+    """The model card for people: the folder's README.md, else one rendered from card.json."""
+    path = Path(folder) / "README.md"
+    if path.is_file():
+        return path.read_text(encoding="utf-8")
+    return render_card_markdown(dict(read_model_folder(folder).card.raw))

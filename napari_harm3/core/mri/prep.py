@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import Harm3Error
+from ..vocabulary import SEQUENCES
 
-SEQUENCES = ("t1_pre", "t1_post", "t2_pre", "t2_post")
 
 # world axes are (z, y, x) in LPS: +z superior, +y posterior, +x left
 _ORIENTATION_SIGNS = {"S": (0, +1), "I": (0, -1), "P": (1, +1), "A": (1, -1), "L": (2, +1), "R": (2, -1)}

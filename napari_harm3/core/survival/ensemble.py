@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from ..errors import Harm3Error
 from .bins import survival_curve
@@ -52,32 +53,18 @@ class SurvivalPrediction:
         }
 
 
-def fold_edges(card: dict, n_folds: int) -> list:
-    """[(cuts, t_max)] per fold from a model card; None when the card has no bin edges."""
-    edges = card.get("bin_edges_months")
-    if edges is None:
-        return None
-    if edges and not isinstance(edges[0], (list, tuple)):
-        edges = [edges] * n_folds
-    t_max = card.get("max_follow_up_months")
-    if not isinstance(t_max, (list, tuple)):
-        t_max = [t_max] * n_folds
-    if len(edges) != n_folds or len(t_max) != n_folds:
-        raise Harm3Error(f"model card lists bin edges for {len(edges)} folds but has {n_folds} weight files")
-    return [(np.asarray(e, dtype=float), t) for e, t in zip(edges, t_max)]
-
-
 def _step_at(times, values, grid) -> np.ndarray:
     """Right-continuous step function through (times, values) evaluated on ``grid``."""
     index = np.searchsorted(times, grid, side="right") - 1
     return np.asarray(values)[np.clip(index, 0, len(values) - 1)]
 
 
-def predict_slide(models, card: dict, x5, x10, x20) -> SurvivalPrediction:
-    """Run every fold model on one slide's bags ((N, D) tensors) and combine."""
-    import torch
-
-    edges = fold_edges(card, len(models))
+def predict_slide(models, card, x5, x10, x20) -> SurvivalPrediction:
+    """Run every fold model on one slide's bags ((N, D) tensors) and combine; ``card`` is the
+    folder's :class:`~napari_harm3.core.models.card.ModelCard` (its per-fold bin edges)."""
+    edges = card.fold_bin_edges()
+    if edges is not None and len(edges) != len(models):
+        raise Harm3Error(f"{card.name}: bin edges for {len(edges)} folds, {len(models)} models given")
     risks, survs, hazards, curves = [], [], [], []
     with torch.no_grad():
         for model in models:

@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
+from ..vocabulary import SEQUENCES
+
 #: tissue → (T1 post-contrast, T2) intensity, arbitrary scanner units
 TISSUE_INTENSITY = {
     "air": (0.0, 0.0),
@@ -39,7 +41,7 @@ TISSUE_INTENSITY = {
     "treated_bed": (470.0, 420.0),
 }
 NOISE_SIGMA = 22.0
-SEQUENCE_KEYS = ("t1_pre", "t1_post", "t2_pre", "t2_post")
+SEQUENCE_KEYS = SEQUENCES  # the scans, in the vocabulary's order
 
 
 @dataclass(frozen=True)

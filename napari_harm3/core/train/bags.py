@@ -22,8 +22,9 @@ import numpy as np
 
 from ..errors import Harm3Error, InputFileError
 from ..progress import ProgressFn, report, scaled
+from ..vocabulary import CROSSFUSION_MAGNIFICATIONS
 
-MAGNIFICATIONS = (5, 10, 20)
+MAGNIFICATIONS = CROSSFUSION_MAGNIFICATIONS
 #: CLAM tissue preset for biopsies (a_t = 1: keep tissue pieces of one 512² patch or more)
 TISSUE_PRESET = "biopsy"
 _ID_COLUMNS = ("case_id", "slide_id", "case", "id")

@@ -22,9 +22,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import Harm3Error, MissingMetadataError
+from ..errors import MPP_HINTS, Harm3Error, MissingMetadataError
+from ..vocabulary import OBJECTIVE_MAGNIFICATIONS
 
-MAGNIFICATIONS = (5, 10, 20, 40)
+MAGNIFICATIONS = OBJECTIVE_MAGNIFICATIONS
 MICRONS_AT_1X = 10.0  # mpp × magnification
 
 #: relative tolerance when matching a needed downsample to a pyramid level's
@@ -54,7 +55,7 @@ def base_magnification(slide, mpp: float | None = None, path=None) -> tuple:
     where = f"{path}: " if path else ""
     raise MissingMetadataError(
         f"{where}the slide records neither microns per pixel nor objective power, so its magnification "
-        "is unknown; pass --mpp (e.g. --mpp 0.25 for a 40x scan, 0.5 for 20x)")
+        "is unknown", hints=MPP_HINTS)
 
 
 @dataclass(frozen=True)

@@ -120,8 +120,12 @@ def _cli(*argv):
 
 def test_cli_patch_then_extract(shared_data, tmp_path):
     svs = real_file(shared_data, "wsi/tcga-cr-7395-hnsc-jp2k.svs")
-    with pytest.raises(Harm3Error, match="--mpp"):
+    from napari_harm3.core.errors import user_message
+
+    with pytest.raises(Harm3Error, match="neither microns per pixel nor objective power") as info:
         _cli("patch", svs, "--out", tmp_path / "p")
+    assert "pass --mpp" in user_message(info.value, "cli")
+    assert "Case tab" in user_message(info.value, "viewer") and "--mpp" not in user_message(info.value, "viewer")
     assert _cli("patch", svs, "--out", tmp_path / "p", "--mpp", "0.25", "--mag", "5", "--contour", "corner_any",
                 "--a-t", "1") == 0
     coords, attrs = read_patch_file(tmp_path / "p" / "x5" / "patches" / "tcga-cr-7395-hnsc-jp2k.h5")

@@ -193,8 +193,9 @@ def test_segmentation_level_is_openslides_best_for_64(shared_data):
 
 def test_slide_without_mpp_asks_for_it_and_works_with_it(shared_data):
     path = real_file(shared_data, "wsi/tcga-cr-7395-hnsc-jp2k.svs")
-    with pytest.raises(MissingMetadataError, match="--mpp"):
+    with pytest.raises(MissingMetadataError, match="neither microns per pixel") as info:
         patch_slide(path, 20, 256)
+    assert "--mpp" in info.value.hints["cli"] and "µm/px" in info.value.hints["viewer"]
     patches = patch_slide(path, 20, 256, TissueParams.from_preset("tcga"), mpp=0.25)
     assert patches.plan.patch_size_level0 == 512 and patches.plan.read_level == 1 and len(patches) > 0
 

@@ -44,7 +44,7 @@ def synthetic_case(tmp_path_factory):
 
 
 def test_predict_case_from_the_slide(tmp_path, synthetic_case):
-    from napari_harm3.core.models.crossfusion import load_ensemble
+    from napari_harm3.core.models.registry import load_ensemble
     from napari_harm3.core.train.bags import case_bags
     from napari_harm3.core.wsi.slide_source import open_wsi
 
@@ -59,7 +59,7 @@ def test_predict_case_from_the_slide(tmp_path, synthetic_case):
     assert pred.features_root == root
     bags = case_bags(root, "texture_stats", "SYN-SURV", with_coords=True)
     assert pred.n_patches == {5: len(bags.x5), 10: len(bags.x10), 20: len(bags.x20)} and len(bags.x5) >= 1
-    models, card = load_ensemble(model)
+    models = load_ensemble(model, "cpu").models
     with torch.no_grad():
         direct = [float(m(bags.x5[None], bags.x10[None], bags.x20[None]).risk) for m in models]
     assert pred.fold_risks == pytest.approx(direct, abs=1e-6)
@@ -80,16 +80,16 @@ def test_predict_case_from_the_slide(tmp_path, synthetic_case):
     slide = open_wsi(synthetic_case.slide)
     width, height = slide.level_dimensions[0]
     for key, mag, size in (("5x", 5, 1024), ("10x", 10, 512), ("20x", 20, 256), ("final", 10, 512)):
-        coords, scores, patch = pred.attention[key]
-        assert patch == size and coords.shape == (pred.n_patches[mag], 2) and scores.shape == (pred.n_patches[mag],)
-        assert scores.min() >= 0 and scores.max() <= 1
+        scores = pred.attention[key]
+        assert scores.footprint == size and scores.magnification == mag and scores.key == key
+        assert scores.coords.shape == (pred.n_patches[mag], 2) and scores.scores.shape == (pred.n_patches[mag],)
+        assert scores.scores.min() >= 0 and scores.scores.max() <= 1
         # top-left corners on the slide (CLAM pads patches that run over its edge)
-        assert np.all(coords >= 0) and np.all(coords[:, 0] < width) and np.all(coords[:, 1] < height)
-        best = pred.top_patches[key][0]
-        assert best.score == pytest.approx(scores.max()) and (best.x, best.y) in {tuple(c) for c in coords}
-    x, y = pred.top_patches["20x"][0].x, pred.top_patches["20x"][0].y
-    region = np.asarray(slide.read_region((x, y), 0, (256, 256)))[..., :3]
-    assert region.mean() < 230  # stained tissue, not white glass
+        assert np.all(scores.coords >= 0) and np.all(scores.coords[:, 0] < width) and np.all(scores.coords[:, 1] < height)
+        best = scores.top(1)[0]
+        assert scores.scores[best] == pytest.approx(scores.scores.max())
+        x, y = scores.coords[best]
+        assert scores.patch_at(x + size - 1, y + size - 1) in {best} | set(np.flatnonzero(scores.scores == scores.scores[best]))
 
     # second call reads the cache; the report's integration takes the result as it is
     stamp = (root / "texture_stats" / "x20" / "pt_files" / "SYN-SURV.pt").stat().st_mtime_ns
@@ -99,17 +99,22 @@ def test_predict_case_from_the_slide(tmp_path, synthetic_case):
     assert again.to_dict()["risk_group"] == pred.risk_group
 
 
-def test_report_integration_uses_the_prediction(tmp_path, synthetic_case):
-    from napari_harm3.core.report.integration import load_case_inputs, run_survival_model
+def test_the_session_report_takes_the_prediction_as_it_is(tmp_path, synthetic_case):
+    from napari_harm3.core.session import CaseSession
 
     torch.set_num_threads(1)
     model = tiny_model_folder(tmp_path / "model", seed=3)
-    result, why = run_survival_model(model, load_case_inputs(synthetic_case.root / "case.yaml"), "cpu", None)
-    assert why == "" and result is not None
+    session = CaseSession(device="cpu")
+    session.open(synthetic_case.root / "case.yaml")
+    result = session.predict("survival", model)
     direct = predict_case(model, synthetic_case, device="cpu")
     assert result.risk == pytest.approx(direct.risk) and len(result.fold_risks) == 2
-    assert len(result.survival_per_bin) == 4 and len(result.cuts_months) == 3
-    assert {a.label for a in result.attention} == {f"CrossFusion {k}" for k in ("5x", "10x", "20x", "final")}
+    assert result.case_ref == session.ref and direct.case_ref is None
+    report = session.report()
+    assert report.survival.risk == result.risk and report.survival.survival == tuple(result.survival_curve)
+    assert report.survival.risk_group == result.risk_group
+    assert set(report.slide_figure.heatmaps) == {result.attention[k].label for k in ("5x", "10x", "20x", "final")}
+    session.close()
 
 
 def test_a_case_without_its_slide_is_refused(tmp_path, synthetic_case):

@@ -7,6 +7,7 @@ numbers and Grad-CAM map are given as inputs (the report only lays them out).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import datetime, timezone
 
@@ -35,59 +36,64 @@ def _tissue_coords(slide, patch_size: int) -> np.ndarray:
 
 
 def _crossfusion_result(slide):
-    """Risk, S per bin and per-scale patch attention from a real CrossFusion forward pass."""
+    """A SurvivalPrediction from a real (tiny, untrained) CrossFusion forward pass over bags at
+    the slide's real patch coordinates, through the package's own attention scores."""
     import torch
 
+    from napari_harm3.core.explain.crossfusion_attention import explain_slide
     from napari_harm3.core.models.crossfusion import create_model
-    from napari_harm3.core.report.figures import PatchAttention
-    from napari_harm3.core.report.results import SurvivalResult
+    from napari_harm3.core.predict.survival import ATTENTION_LABELS, ATTENTION_MAPS, SurvivalPrediction
+    from napari_harm3.core.survival.bins import survival_curve
 
     torch.manual_seed(0)
     model = create_model("crossfusion_tiny", backbone_dim=16)
-    coords = {mag: _tissue_coords(slide, size) for mag, size in ((5, 1024), (10, 512), (20, 256))}
+    sizes = {5: 1024, 10: 512, 20: 256}
+    coords = {mag: _tissue_coords(slide, size) for mag, size in sizes.items()}
     generator = torch.Generator().manual_seed(1)
-    bags = {mag: torch.randn(1, len(c), 16, generator=generator) for mag, c in coords.items()}
+    bags = {mag: torch.randn(len(c), 16, generator=generator) for mag, c in coords.items()}
     with torch.no_grad():
-        out = model(bags[5], bags[10], bags[20], attention="scores")
-    n10 = out.attention.n10
-    final = out.attention.final[-1].first_row[0, 1:].numpy()  # class-token row over the padded grid
-    x10 = np.zeros(n10)
-    for token, weight in enumerate(final):  # padded token n10 + j repeats patch j
-        x10[token % n10 if token >= n10 else token] += weight
-    scores = {5: out.attention.cross["coarse"].received[0].numpy(), 10: x10,
-              20: out.attention.cross["fine"].received[0].numpy()}
-    attention = tuple(PatchAttention(f"CrossFusion x{mag}", coords[mag], scores[mag], size)
-                      for mag, size in ((5, 1024), (10, 512), (20, 256)))
-    return SurvivalResult(risk=float(out.risk[0]), survival_per_bin=tuple(out.survival[0].tolist()),
-                          cuts_months=(12.0, 24.0, 36.0), fold_risks=(float(out.risk[0]),), attention=attention)
+        out = model(bags[5][None], bags[10][None], bags[20][None])
+    maps = explain_slide([model], bags[5], bags[10], bags[20], coords, sizes)
+    attention = {key: dataclasses.replace(maps[name], key=key, label=ATTENTION_LABELS[key])
+                 for key, name in ATTENTION_MAPS.items() if key != "final"}
+    survival = out.survival[0].numpy()
+    months, curve = survival_curve(survival, (12.0, 24.0, 36.0))
+    risk = float(out.risk[0])
+    return SurvivalPrediction(
+        case_id="STS_001", model="crossfusion-tiny (untrained)", risk=risk, risk_spread=0.0, fold_risks=(risk,),
+        survival=survival, cuts_months=(12.0, 24.0, 36.0), months=months, survival_curve=curve,
+        survival_low=curve, survival_high=curve, t_max_months=None, risk_threshold=None, risk_group=None,
+        missing_inputs=(), attention=attention, n_patches={m: len(c) for m, c in coords.items()})
 
 
 @pytest.fixture(scope="module")
 def real_report(shared_data):
+    from napari_harm3.core.explain.gradcam import VolumeMap
+    from napari_harm3.core.explain.heatmap import paint_heatmap
+    from napari_harm3.core.io.masks import read_mask
     from napari_harm3.core.io.mri import read_volume
-    from napari_harm3.core.report.build import build_report_from_results, case_summary
-    from napari_harm3.core.report.results import CaseSlide, CaseVolume, PcrResult
-    from napari_harm3.core.wsi.slide_source import open_wsi
+    from napari_harm3.core.io.wsi import open_slide
+    from napari_harm3.core.predict.pcr import PcrPrediction
+    from napari_harm3.core.report.build import build_report
 
     t1 = read_volume(real_file(shared_data, "mri/sts001_nifti/t1.nii.gz"))
-    mask = read_volume(real_file(shared_data, "mri/sts001_nifti/t1_tumour_mask.nii.gz")).data > 0
-    t2_folder = real_file(shared_data, "mri/sts001_dicom/T2")
-    t2 = read_volume(t2_folder)
+    mask = read_mask(real_file(shared_data, "mri/sts001_nifti/t1_tumour_mask.nii.gz"))
+    t2 = read_volume(real_file(shared_data, "mri/sts001_dicom/T2"))
     slide_path = real_file(shared_data, "wsi/tcga-cr-7395-hnsc-jp2k.svs")
-    slide = CaseSlide(str(slide_path), open_wsi(slide_path))
-    volumes = (CaseVolume("t1_pre", t1.data, t1.spacing, str(t1.source), mask=mask),
-               CaseVolume("t2_pre", t2.data, t2.spacing, str(t2_folder)))
-    centre = np.argwhere(mask).mean(axis=0)
+    slide = open_slide(slide_path)
+    centre = np.argwhere(mask.data > 0).mean(axis=0)
     grid = np.indices(t1.shape)
     gradcam = np.exp(-sum((g - c) ** 2 / s for g, c, s in zip(grid, centre, (20.0, 300.0, 300.0))))
-    pcr = PcrResult(probability=0.62, spread=0.047, fold_probabilities=(0.55, 0.6, 0.62, 0.66, 0.67),
-                    missing_inputs=("t1_post", "t2_post"), gradcam={"t1_pre": gradcam},
-                    gradcam_method="hirescam, evidence both")
-    survival = _crossfusion_result(slide.reader)
-    case = case_summary("STS_001", volumes, slide)
-    report = build_report_from_results(case, volumes, slide, pcr=pcr, survival=survival,
-                                       notes=("Survival model: tiny untrained CrossFusion (test)",),
-                                       created=datetime(2024, 5, 17, 9, 30, tzinfo=timezone.utc))
+    pcr = PcrPrediction(case_id="STS_001", model="harm3 (test inputs)", probability=0.62, spread=0.047,
+                        fold_probabilities=(0.55, 0.6, 0.62, 0.66, 0.67), missing_inputs=("t1_post", "t2_post"),
+                        gradcam={"t1_pre": VolumeMap("t1_pre", gradcam.astype(np.float32), t1.affine)},
+                        slide_attention=None, gradcam_method="hirescam, evidence both")
+    survival = _crossfusion_result(slide)
+    heatmaps = {key: paint_heatmap(scores, slide.dimensions) for key, scores in survival.attention.items()}
+    report = build_report("STS_001", {"t1_pre": t1, "t2_pre": t2}, {"t1_pre": mask}, slide_path=slide_path,
+                          slide=slide, pcr=pcr, survival=survival, heatmaps=heatmaps, patch_scores=survival.attention,
+                          notes=("Survival model: tiny untrained CrossFusion (test)",),
+                          created=datetime(2024, 5, 17, 9, 30, tzinfo=timezone.utc))
     return report
 
 
@@ -115,7 +121,7 @@ def test_key_slice_is_the_largest_tumour_cross_section(real_report, shared_data)
 
     mask = read_volume(real_file(shared_data, "mri/sts001_nifti/t1_tumour_mask.nii.gz")).data > 0
     t1 = real_report.mri_figures[0]
-    assert t1.sequence == "T1 pre" and t1.slice_reason == "largest tumour cross-section"
+    assert t1.sequence == "T1-pre" and t1.slice_reason == "largest tumour cross-section"
     assert t1.slice_index == int(np.argmax(mask.sum(axis=(1, 2))))
     assert np.array_equal(t1.mask, mask[t1.slice_index])
     assert real_report.mri_figures[1].slice_reason == "volume centre"  # T2: no mask, no Grad-CAM
@@ -162,9 +168,12 @@ def test_json_has_the_report_object_numbers(real_report, tmp_path):
     assert mri["image"]["shape"] == list(real_report.mri_figures[0].image.shape)
     assert max(mri["image"]["preview_shape"]) <= 64
     slide = data["figures"]["slide"]
-    assert set(slide["heatmaps"]) == {"CrossFusion x5", "CrossFusion x10", "CrossFusion x20"}
-    top = slide["top_patches"]["CrossFusion x20"]
-    attention = real_report.slide_figure.top_patches["CrossFusion x20"]
+    labels = {"CrossFusion 5x attention", "CrossFusion 10x attention", "CrossFusion 20x attention"}
+    assert set(slide["heatmaps"]) == labels
+    for label in labels:  # every map covers the tissue it scored, on the thumbnail's grid
+        assert slide["heatmaps"][label]["tissue_coverage"] >= 0.8, (label, slide["heatmaps"][label]["tissue_coverage"])
+    top = slide["top_patches"]["CrossFusion 20x attention"]
+    attention = real_report.slide_figure.top_patches["CrossFusion 20x attention"]
     assert [t["score"] for t in top] == [t.score for t in attention]
     assert top[0]["score"] == max(t["score"] for t in top)
     assert path.stat().st_size < 1_000_000

@@ -18,14 +18,12 @@ def test_key_slice_prefers_mask_then_gradcam_then_centre():
     assert key_slice(np.zeros_like(mask), np.zeros_like(cam), 5) == (2, "volume centre")
 
 
-def test_percentile_scores_and_painting():
-    from napari_harm3.core.report.figures import PatchAttention, paint_attention, percentile_scores
+def test_percentile_ranks():
+    from napari_harm3.core.explain.patch_scores import percentile_ranks
 
-    assert percentile_scores(np.array([3.0, 1.0, 2.0])).tolist() == [1.0, 0.0, 0.5]
-    assert percentile_scores(np.array([1.0, 1.0])).tolist() == [0.5, 0.5]
-    attention = PatchAttention("x20", np.array([[0, 0], [40, 0]]), np.array([0.1, 0.7]), patch_size=40)
-    heat = paint_attention(attention, (10, 30), downsample=4.0)
-    assert np.all(heat[:, :10] == 0.0) and np.all(heat[:, 10:20] == 1.0) and np.all(np.isnan(heat[:, 20:]))
+    assert percentile_ranks(np.array([3.0, 1.0, 2.0])).tolist() == [1.0, 0.0, 0.5]
+    assert percentile_ranks(np.array([1.0, 1.0])).tolist() == [0.5, 0.5]
+    assert percentile_ranks(np.array([0.3])).tolist() == [1.0]
 
 
 def test_array_json_preview_is_small_and_nan_safe():

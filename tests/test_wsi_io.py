@@ -42,8 +42,9 @@ def test_tcga_svs_opens_without_mpp_and_never_guesses(tcga, backend):
         assert slide.mpp is None and slide.mpp_x is None and slide.mpp_source is None
         assert slide.objective_power is None
         assert "thumbnail" in slide.associated_images
-        with pytest.raises(MissingMetadataError, match="µm/px"):
+        with pytest.raises(MissingMetadataError, match="microns-per-pixel") as info:
             slide.require_mpp()
+        assert "µm/px" in info.value.hints["viewer"] and "--mpp" in info.value.hints["cli"]
         user = slide.with_mpp(0.5)
         assert (user.mpp, user.mpp_x, user.mpp_y, user.mpp_source) == (0.5, 0.5, 0.5, "user")
         assert slide.mpp is None  # the original is unchanged

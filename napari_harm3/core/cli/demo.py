@@ -1,14 +1,11 @@
-"""harm3 demo [--out DIR] [--headless]: the demo patient in the linked viewers.
+"""harm3 demo [--out DIR] [--headless]: the demo patient in the linked viewers, both models run.
 
 With a display: opens napari with the plugin, the synthetic demo patient in the linked 2×2 MRI
-grid and its biopsy slide in the slide viewer. ``--headless`` (``scripts/demo.sh`` runs it under
-``xvfb-run``) runs the same workflow in real, shown windows on the virtual display, writes PNG
-screenshots of the MRI grid, the slide viewer and the whole window to ``--out`` (replacing those
-of an earlier run), prints what it wrote and exits 0.
-
-Extension point: :data:`DEMO_STEPS` — functions run after the case is shown, in order, as
-``step(viewer, panel, out_dir) -> list[Path]`` (model runs, overlays, report export).
-Qt and napari are imported inside the handler only, so ``harm3 --help`` stays light.
+grid and its biopsy slide in the slide viewer, then runs both zoo models as a user's clicks
+would (overlays shown). ``--headless`` (``scripts/demo.sh`` runs it under ``xvfb-run``) does the
+same in real, shown windows on the virtual display, exports the report, writes PNG screenshots
+of the MRI grid, the slide viewer and the whole window to ``--out`` (replacing those of an
+earlier run), prints what it wrote and exits 0.
 """
 
 from __future__ import annotations
@@ -16,27 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-
-
-def run_models_step(viewer, panel, out_dir=None) -> list:
-    """Both models (zoo demo models) on the demo patient, overlays shown; an absent model is said."""
-    from ..._qt.demo_steps import run_models
-
-    return run_models(viewer, panel, out_dir)
-
-
-def export_report_step(viewer, panel, out_dir=None) -> list:
-    """The per-patient report (PDF + JSON) from the results just shown (headless only)."""
-    from ..._qt.demo_steps import export_report
-
-    return export_report(viewer, panel, out_dir)
-
-
-export_report_step.headless_only = True
-
-#: steps after the case is shown: ``step(viewer, panel, out_dir) -> list[Path]`` (files written);
-#: a step with ``headless_only = True`` runs with ``--headless`` only.
-DEMO_STEPS: list = [run_models_step, export_report_step]
+from ..synth.demo import demo_case
 
 
 def register(subparsers) -> None:
@@ -58,17 +35,8 @@ def _print_progress(fraction: float, message: str) -> None:
 
 
 def run(args) -> int:
-    from ..synth.demo import demo_case
+    from ... import launcher  # the glue's launcher: the command line's one way to the viewer
 
     manifest = demo_case(args.cache, progress=_print_progress)
     print(f"demo: case manifest {manifest}", flush=True)
-    steps = [s for s in DEMO_STEPS if args.headless or not getattr(s, "headless_only", False)]
-    return show_case(manifest, out=args.out, headless=args.headless, steps=steps)
-
-
-def show_case(manifest=None, files=None, mpp=None, out=None, headless=False, steps=()) -> int:
-    """Open the case in napari; headless: screenshots into ``out``, then close (shared with
-    ``view``). The GUI itself lives in ``napari_harm3._qt.app``; nothing here imports Qt."""
-    from ..._qt.app import run_case_window
-
-    return run_case_window(manifest, files=files, mpp=mpp, out=out, headless=headless, steps=steps)
+    return launcher.open_viewer(manifest, out=args.out, headless=args.headless, demo=True)

@@ -12,7 +12,7 @@ import argparse
 import importlib
 import sys
 
-from ..errors import Cancelled, Harm3Error
+from ..errors import Cancelled, Harm3Error, user_message
 
 #: command modules, in the order ``harm3 --help`` lists them
 COMMAND_MODULES = (
@@ -60,7 +60,7 @@ def main(argv=None) -> int:
     try:
         result = args.handler(args)
     except Harm3Error as exc:
-        print(f"harm3: error: {exc}", file=sys.stderr)
+        print(f"harm3: error: {user_message(exc, 'cli')}", file=sys.stderr)
         return 2
     except Cancelled:
         print("harm3: cancelled", file=sys.stderr)

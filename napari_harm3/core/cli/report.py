@@ -1,11 +1,14 @@
 """``harm3 report CASE… --out report.pdf | --out-dir DIR`` — per-patient reports, headless.
 
-One case: ``--out report.pdf`` (and ``--json report.json``). Several cases (a batch):
-``--out-dir DIR`` writes ``DIR/<case>.pdf`` and ``DIR/<case>.json`` for each (``<case>`` is the
-pseudonym with ``--deidentify``). Models default to the zoo's (card kinds ``harm3`` and
-``crossfusion``); a model that is absent leaves its analysis out, and the report says why.
-Nothing is overwritten without ``--overwrite``; every file is written atomically. In a batch,
-a case that fails is reported and the others go on (exit status 2 if any failed).
+Each case is opened in a case session, both models run (the folders given, else the zoo's;
+an analysis that cannot run is said in the report's notes), and the report is exported from the
+session — the same object and the same code path as the viewer's Export button.
+
+One case: ``--out report.pdf`` (and ``--json report.json``). Several cases: ``--out-dir DIR``
+writes ``DIR/<case>.pdf`` and ``DIR/<case>.json`` for each (``<case>`` is the pseudonym with
+``--deidentify``). Nothing is overwritten without ``--overwrite``; every file is written
+atomically. In a batch, a case that fails is reported and the others go on (exit status 2 if
+any failed).
 """
 
 from __future__ import annotations
@@ -13,7 +16,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ..errors import Harm3Error
+from ..errors import Harm3Error, user_message
+from ..report.deidentify import pseudonym
+from ..report.write import refuse_existing
+from ..session import CaseSession
+from ..session.runs import predict_available
 
 
 def register(subparsers) -> None:
@@ -35,39 +42,25 @@ def register(subparsers) -> None:
     parser.set_defaults(handler=run)
 
 
-def output_paths(args, report) -> tuple:
-    """(pdf path, json path or None) for one built report."""
+def output_paths(args, case_id: str) -> tuple:
+    """(pdf, json or None) for one case."""
     if args.out is not None:
         return args.out, args.json
-    name = report.case.case_id
+    name = pseudonym(case_id, args.pseudonym_salt) if args.deidentify else case_id
     return args.out_dir / f"{name}.pdf", args.out_dir / f"{name}.json"
 
 
-def _refuse_existing(paths, overwrite: bool) -> None:
-    """Fail before any work when a target exists (so a batch never half-writes a case)."""
-    for path in paths:
-        if path is not None and Path(path).exists() and not overwrite:
-            raise Harm3Error(f"{path} exists; pass --overwrite (or choose another name) to replace it")
-
-
-def write_case_report(case, args, progress=None) -> tuple:
-    """Build, optionally de-identify, and write one case's report; returns the paths written."""
-    from ..report.build import build_report
-    from ..report.render_json import write_report_json
-    from ..report.render_pdf import write_report_pdf
-
+def write_case_report(session: CaseSession, case, args, progress=None) -> tuple:
+    """Open ``case`` in ``session``, run the models, write its report: (pdf, json, notes)."""
     if args.out is not None:
-        _refuse_existing((args.out, args.json), args.overwrite)
-    report = build_report(case, pcr_model_dir=args.pcr_model, survival_model_dir=args.survival_model,
-                          device=args.device, progress=progress)
-    if args.deidentify:
-        report = report.deidentified(salt=args.pseudonym_salt)
-    pdf, json_path = output_paths(args, report)
-    _refuse_existing((pdf, json_path), args.overwrite)
-    write_report_pdf(report, pdf, overwrite=args.overwrite)
-    if json_path is not None:
-        write_report_json(report, json_path, overwrite=args.overwrite)
-    return report, pdf, json_path
+        refuse_existing((args.out, args.json), args.overwrite)  # before any work
+    session.open(case)
+    pdf, json_path = output_paths(args, session.ref.case_id)
+    refuse_existing((pdf, json_path), args.overwrite)
+    notes = predict_available(session, {"pcr": args.pcr_model, "survival": args.survival_model}, progress)
+    pdf, json_path = session.export_report(pdf, json_path, overwrite=args.overwrite, deidentify=args.deidentify,
+                                           salt=args.pseudonym_salt, notes=notes, with_json=json_path is not None)
+    return pdf, json_path, notes
 
 
 def run(args) -> int:
@@ -75,18 +68,20 @@ def run(args) -> int:
         raise Harm3Error(f"{len(args.cases)} cases given with --out; use --out-dir DIR for a batch")
     if args.json is not None and args.out is None:
         raise Harm3Error("--json goes with --out; with --out-dir the JSON is written next to each PDF")
+    session = CaseSession(device=args.device)
     failed = 0
     for case in args.cases:
         try:
-            report, pdf, json_path = write_case_report(case, args)
+            pdf, json_path, notes = write_case_report(session, case, args)
         except Harm3Error as exc:
             if len(args.cases) == 1:
                 raise
-            print(f"harm3: error: {case}: {exc}", file=sys.stderr)
+            print(f"harm3: error: {case}: {user_message(exc, 'cli')}", file=sys.stderr)
             failed += 1
             continue
-        written = ", ".join(str(p) for p in (pdf, json_path) if p is not None)
-        print(f"{case}: wrote {written}")
-        for note in report.notes:
+        finally:
+            session.close()
+        print(f"{case}: wrote {', '.join(str(p) for p in (pdf, json_path) if p is not None)}")
+        for note in notes:
             print(f"  note: {note}")
     return 2 if failed else 0

@@ -14,8 +14,9 @@ import argparse
 from pathlib import Path
 
 from ..errors import Harm3Error
+from ..vocabulary import MANIFEST_NAMES, SEQUENCES
 
-FILE_KEYS = ("t1_pre", "t1_post", "t2_pre", "t2_post", "mask", "slide")
+FILE_KEYS = SEQUENCES + ("mask", "slide")
 SLIDE_SUFFIXES = (".svs", ".ndpi", ".mrxs", ".tif", ".tiff", ".vms", ".vmu", ".scn", ".bif", ".svslide", ".isyntax")
 
 
@@ -34,8 +35,8 @@ def register(subparsers) -> None:
 def _looks_like_case(path: Path) -> bool:
     name = path.name.lower()
     if path.is_dir():
-        return any((path / n).is_file() for n in ("case.yaml", "case.yml", "case.json"))
-    return name in ("case.yaml", "case.yml", "case.json") or name.endswith((".harm3.yaml", ".harm3.yml", ".harm3.json"))
+        return any((path / n).is_file() for n in MANIFEST_NAMES)
+    return name in MANIFEST_NAMES or name.endswith((".harm3.yaml", ".harm3.yml", ".harm3.json"))
 
 
 def plan(paths, mpp=None) -> tuple[Path | None, dict]:
@@ -70,8 +71,8 @@ def plan(paths, mpp=None) -> tuple[Path | None, dict]:
 
 
 def run(args) -> int:
-    from .demo import show_case
+    from ... import launcher  # the glue's launcher: the command line's one way to the viewer
 
     manifest, files = plan(args.paths, args.mpp)
     out = args.screenshots
-    return show_case(manifest, files=files, mpp=args.mpp, out=out, headless=out is not None)
+    return launcher.open_viewer(manifest, files=files, mpp=args.mpp, out=out, headless=out is not None)

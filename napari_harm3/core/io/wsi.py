@@ -27,7 +27,7 @@ from types import MappingProxyType
 
 import numpy as np
 
-from ..errors import Harm3Error, InputFileError, MissingMetadataError
+from ..errors import MPP_HINTS, Harm3Error, InputFileError, MissingMetadataError
 from .wsi_backends import BACKENDS, NotASlideError
 from .wsi_pyramid import SlideLevelArray
 from .wsi_sniff import DICOM_WSI_KIND, describe_file_kind, is_slide_file, is_tiff_header, tiff_damage
@@ -111,9 +111,8 @@ class Slide:
     def require_mpp(self) -> float:
         """The mpp, or :class:`MissingMetadataError` saying how the user can supply it."""
         if self.mpp is None:
-            raise MissingMetadataError(
-                f"{self.path.name}: the slide's metadata has no microns-per-pixel value; {MPP_HINT}"
-            )
+            raise MissingMetadataError(f"{self.path.name}: the slide's metadata has no microns-per-pixel value",
+                                       hints=MPP_HINTS)
         return self.mpp
 
     def with_mpp(self, mpp) -> "Slide":

@@ -1,9 +1,14 @@
-"""pCR prediction for one case with a HARM3-Fusion model folder (the fold ensemble).
+"""pCR prediction for one case with a HARM3-Fusion fold ensemble.
 
-``predict_case(model_folder, case)`` prepares the MRI by the card's preparation contract, reads
-(or computes) the slide features by the card's feature contract, runs the K fold models and
-returns the mean probability with its spread, which inputs were missing, a Grad-CAM map per
-volume on that volume's own voxel grid, and the slide's per-patch attention scores.
+:func:`predict_case` prepares the MRI by the card's preparation contract (volumes through the
+case's seam, registration applied), reads or computes the slide features by the card's feature
+contract (20×, 224-px patches, cached under the case's features folder), runs the K fold models
+and returns a :class:`PcrPrediction`: mean probability and spread, which inputs were missing,
+a map per MRI volume on that volume's voxels, and the slide's pooling attention as
+:class:`~napari_harm3.core.explain.patch_scores.PatchScores`.
+
+Two thresholds can apply: the fixed 0.5 and the training cohort's Youden threshold (mean over
+folds). Where they disagree about the probability, no class is named (:meth:`PcrPrediction.verdict`).
 """
 
 from __future__ import annotations
@@ -12,122 +17,89 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from ..errors import Harm3Error
+from ..explain.gradcam import maps_on_volumes, mri_gradcam, slide_patch_scores
+from ..explain.patch_scores import PatchScores
+from ..io.case import load_case
+from ..models.harm3_fusion import INPUTS
+from ..models.registry import Ensemble, load_ensemble
 from ..progress import report
+from ..train.harm3_data import SLIDE_MAGNIFICATION, SLIDE_PATCH_SIZE, Harm3Sample, collate, sample_from_case
+from ..vocabulary import FEATURES_DIR, POOLING_MAP, SEQUENCES
 
-KIND = "harm3-fusion"
-
-
-@dataclass(frozen=True, eq=False)
-class SlideAttention:
-    coords: np.ndarray | None      # (N, 2) level-0 (x, y) of the patches
-    scores: np.ndarray             # (N,) in [0, 1]
-    patch_size: int = 224
-    magnification: int = 20
+THRESHOLD = 0.5
 
 
 @dataclass(frozen=True, eq=False)
 class PcrPrediction:
     case_id: str
+    model: str
     probability: float             # mean over the fold models
     spread: float                  # sd over the fold models
     fold_probabilities: tuple
     missing_inputs: tuple          # names from INPUTS that were absent (placeholders used)
-    gradcam: dict                  # {sequence: VolumeMap | None}
-    slide_attention: SlideAttention | None
-    threshold: float = 0.5
+    gradcam: dict                  # {sequence: VolumeMap | None}, on each volume's own voxels
+    slide_attention: PatchScores | None
+    threshold: float = THRESHOLD
     youden_threshold: float | None = None
-    model: str = ""
     gradcam_method: str = ""       # what the MRI maps show, e.g. "hirescam, evidence both" (core.explain.gradcam)
+    case_ref: object = None        # the case session's identity of the case it was computed for
+    slide_mpp: float | None = None  # µm/px the slide features were computed at
+
+    def verdict(self) -> str:
+        """"pCR likely" / "pCR unlikely", or no class where 0.5 and the Youden threshold disagree."""
+        cuts = [self.threshold] + ([self.youden_threshold] if self.youden_threshold is not None else [])
+        above = [self.probability >= t for t in cuts]
+        if all(above):
+            return "pCR likely"
+        if not any(above):
+            return "pCR unlikely"
+        low, high = sorted(cuts)
+        return f"indeterminate (between the thresholds {low:.2f} and {high:.2f})"
+
+    @property
+    def predicted_pcr(self) -> bool | None:
+        """True/False where every threshold agrees, else None."""
+        verdict = self.verdict()
+        return True if verdict == "pCR likely" else False if verdict == "pCR unlikely" else None
 
     def to_dict(self) -> dict:
         return {
             "case_id": self.case_id, "model": self.model, "probability": self.probability, "spread": self.spread,
             "fold_probabilities": list(self.fold_probabilities), "missing_inputs": list(self.missing_inputs),
             "threshold": self.threshold, "youden_threshold": self.youden_threshold,
-            "predicted_pcr": bool(self.probability >= self.threshold),
+            "verdict": self.verdict(), "predicted_pcr": self.predicted_pcr,
             "gradcam_volumes": sorted(k for k, v in (self.gradcam or {}).items() if v is not None),
-            "gradcam_method": self.gradcam_method,
-            "slide_patches_scored": 0 if self.slide_attention is None else int(self.slide_attention.scores.size),
+            "gradcam_method": self.gradcam_method, "slide_mpp": self.slide_mpp,
+            "slide_patches_scored": 0 if self.slide_attention is None else len(self.slide_attention),
         }
 
 
-@dataclass(frozen=True, eq=False)
-class Harm3Ensemble:
-    name: str
-    models: tuple
-    model_config: object
-    prep_config: object
-    encoder: str
-    youden_threshold: float | None
-    card: dict
-
-
-def load_ensemble(model_folder, device="cpu") -> Harm3Ensemble:
-    """The fold models of a HARM3-Fusion folder on ``device`` ("cpu", "cuda", "auto" or a torch.device)."""
-    from ..device import pick_device
-    from ..models.harm3_fusion import Harm3Config, create_model
-    from ..models.zoo import ModelFolder, read_model_folder
-    from ..mri.prep import MriPrepConfig
-
-    folder = model_folder if isinstance(model_folder, ModelFolder) else read_model_folder(model_folder)
-    if folder.kind != KIND:
-        raise Harm3Error(f"{folder.path} holds a {folder.kind!r} model, not a HARM3-Fusion ({KIND}) model")
-    config = folder.card.get("config", {})
-    try:
-        model_config = Harm3Config.from_dict(config["model"])
-        prep = dict(config.get("preprocessing", {}))
-        prep_config = MriPrepConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in prep.items()})
-    except (KeyError, TypeError, ValueError) as exc:
-        raise Harm3Error(f"{folder.path}: the model card's config is not a HARM3-Fusion config ({exc})") from exc
-    device = pick_device(device) if isinstance(device, str) else device
-    models = []
-    for state in folder.load_state_dicts():
-        model = create_model(config=model_config, weights=state).to(device)
-        model.eval()
-        models.append(model)
-    slide = folder.card.get("inputs", {}).get("slide", {})
-    thresholds = [f.get("threshold_youden") for f in folder.card.get("metrics", {}).get("folds", [])]
-    thresholds = [t for t in thresholds if t is not None]
-    return Harm3Ensemble(name=folder.name, models=tuple(models), model_config=model_config, prep_config=prep_config,
-                         encoder=slide.get("encoder", "texture_stats"),
-                         youden_threshold=float(np.mean(thresholds)) if thresholds else None, card=folder.card)
-
-
-def _as_sample(case, ensemble: Harm3Ensemble, features_root, progress):
-    from ..train.harm3_data import Harm3Sample, sample_from_case
-
-    if isinstance(case, Harm3Sample):
-        return case
-    if isinstance(case, (str, Path)):
-        from ..io.case import load_case
-
-        path = Path(case)
-        case = load_case(path)
-        if features_root is None:
-            base = path.parent if path.is_file() else path
-            features_root = base.parent / "features"
-    if features_root is None:
-        root = getattr(case, "root", None) or getattr(case, "path", None) or getattr(case, "directory", None)
-        features_root = (Path(root).parent / "features") if root is not None else None
-    return sample_from_case(case, ensemble.prep_config, features_root, ensemble.encoder,
-                            use_slide=ensemble.model_config.use_slide, progress=progress)
-
-
-def predict_sample(ensemble: Harm3Ensemble, sample, gradcam: bool = True, progress=None) -> PcrPrediction:
-    import torch
-
-    from ..explain.gradcam import maps_on_volumes, mri_gradcam, slide_patch_scores
-    from ..models.harm3_fusion import INPUTS
-    from ..train.harm3_data import collate
-
-    cfg = ensemble.model_config
+def _check_contract(ensemble: Ensemble, sample: Harm3Sample) -> None:
+    cfg = ensemble.harm3_config
     if sample.features is not None and sample.features.shape[1] != cfg.slide_dim:
         raise Harm3Error(f"{sample.case_id}: slide features are {sample.features.shape[1]}-wide, the model expects "
-                         f"{cfg.slide_dim} ({ensemble.encoder} at 20×, 224-px patches)")
+                         f"{cfg.slide_dim} ({ensemble.card.encoder} at 20×, 224-px patches)")
     if tuple(sample.images.shape[1:]) != tuple(cfg.mri_size):
         raise Harm3Error(f"{sample.case_id}: MRI crop {sample.images.shape[1:]} does not match the model's {cfg.mri_size}")
+
+
+def _pooling_scores(scores: list, sample: Harm3Sample) -> PatchScores | None:
+    if not scores or sample.coords is None:
+        return None
+    mean = np.mean(scores, axis=0)
+    mean = mean / mean.max() if mean.max() > 0 else mean
+    return PatchScores(key=POOLING_MAP, label="HARM3-Fusion pooling attention", coords=sample.coords, scores=mean,
+                       footprint=sample.patch_footprint or SLIDE_PATCH_SIZE, magnification=SLIDE_MAGNIFICATION)
+
+
+def predict_sample(ensemble: Ensemble, sample: Harm3Sample, gradcam: bool = True, progress=None,
+                   case_ref=None, slide_mpp: float | None = None) -> PcrPrediction:
+    """The ensemble on one prepared sample (maps mapped back onto the sample's volumes)."""
+    _check_contract(ensemble, sample)
+    cfg = ensemble.harm3_config
     inputs, _ = collate([sample])
     device = next(ensemble.models[0].parameters()).device
     inputs = {k: v.to(device) if torch.is_tensor(v) else v for k, v in inputs.items()}
@@ -146,27 +118,36 @@ def predict_sample(ensemble: Harm3Ensemble, sample, gradcam: bool = True, progre
     maps = {}
     if cams and sample.prep is not None and sample.volumes:
         mean_cam = np.mean(cams, axis=0)                                         # (4, D, H, W)
-        peak = mean_cam.reshape(4, -1).max(1)[:, None, None, None]
+        peak = mean_cam.reshape(len(SEQUENCES), -1).max(1)[:, None, None, None]
         mean_cam = np.where(peak > 0, mean_cam / np.where(peak > 0, peak, 1), 0)
         maps = maps_on_volumes(mean_cam, sample.prep, sample.volumes, sample.present)
-    slide_att = None
-    if scores:
-        s = np.mean(scores, axis=0)
-        slide_att = SlideAttention(coords=sample.coords, scores=(s / s.max()).astype(np.float32) if s.max() > 0 else s)
     report(progress, 1.0, "done")
     return PcrPrediction(
-        case_id=sample.case_id, probability=float(np.mean(probs)),
+        case_id=sample.case_id, model=ensemble.name, probability=float(np.mean(probs)),
         spread=float(np.std(probs, ddof=1)) if len(probs) > 1 else 0.0, fold_probabilities=tuple(probs),
-        missing_inputs=tuple(name for name, m in zip(INPUTS, missing) if m), gradcam=maps, slide_attention=slide_att,
-        youden_threshold=ensemble.youden_threshold, model=ensemble.name,
-        gradcam_method=f"{cfg.gradcam_method}, evidence {cfg.gradcam_evidence}" if maps else "")
+        missing_inputs=tuple(name for name, m in zip(INPUTS, missing) if m), gradcam=maps,
+        slide_attention=_pooling_scores(scores, sample), youden_threshold=ensemble.card.youden_threshold,
+        gradcam_method=f"{cfg.gradcam_method}, evidence {cfg.gradcam_evidence}" if maps else "",
+        case_ref=case_ref, slide_mpp=slide_mpp)
 
 
-def predict_case(model_folder, case, progress=None, gradcam: bool = True, features_root=None,
-                 device="cpu") -> PcrPrediction:
-    """pCR probability of one case (a Case, a case folder/manifest path, or a prepared sample);
-    ``device`` applies when ``model_folder`` is a folder (a loaded ensemble keeps its own)."""
-    ensemble = model_folder if isinstance(model_folder, Harm3Ensemble) else load_ensemble(model_folder, device)
+def predict_case(model, case, progress=None, gradcam: bool = True, features_root=None, device="auto",
+                 volumes=None, slide_mpp: float | None = None, case_ref=None) -> PcrPrediction:
+    """pCR of one case: ``case`` a ``Case``, a case folder/manifest path or a prepared
+    ``Harm3Sample``; ``model`` a model
+    folder or a loaded :class:`Ensemble` (which keeps its own device). ``features_root`` defaults
+    to ``<case folder>/features``; ``volumes`` (a ``CaseVolumes``) spares reading them again;
+    ``slide_mpp`` is the µm/px to use (default: the manifest's, else the slide's own)."""
+    ensemble = model if isinstance(model, Ensemble) else load_ensemble(model, device, analysis="pcr")
+    if ensemble.analysis != "pcr":
+        raise Harm3Error(f"{ensemble.name} is a {ensemble.card.kind!r} model, not a HARM3-Fusion one")
+    if isinstance(case, Harm3Sample):  # already prepared (training, tests)
+        return predict_sample(ensemble, case, gradcam=gradcam, progress=progress, case_ref=case_ref)
+    if isinstance(case, (str, Path)):
+        case = load_case(case)
     report(progress, 0.0, "preparing the case")
-    sample = _as_sample(case, ensemble, features_root, progress=None)
-    return predict_sample(ensemble, sample, gradcam=gradcam, progress=progress)
+    root = Path(features_root) if features_root is not None else Path(case.root) / FEATURES_DIR
+    sample = sample_from_case(case, ensemble.prep_config, root, ensemble.card.encoder,
+                              use_slide=ensemble.harm3_config.use_slide, volumes=volumes, mpp=slide_mpp)
+    return predict_sample(ensemble, sample, gradcam=gradcam, progress=progress, case_ref=case_ref,
+                          slide_mpp=slide_mpp if slide_mpp is not None else case.slide_mpp)

@@ -6,38 +6,36 @@ caches them (``<case folder>/features`` unless ``features_root`` is given), runs
 model and returns a :class:`SurvivalPrediction`: risk (−ΣS, mean and spread over folds), S per
 bin and S(t) against months with its min–max band over folds, the risk group relative to the
 training cohort, and per-patch attention at each magnification (level-0 coordinates, scores in
-[0, 1]) with the top patches. The per-patient report and the napari widget both call it.
+[0, 1], their level-0 footprint recorded by the patch files). The case session calls it for the
+viewer, the report and the command line alike.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import NamedTuple
 
+import h5py
 import numpy as np
 
 from ..errors import Harm3Error
+from ..explain.crossfusion_attention import explain_slide
+from ..explain.patch_scores import PatchScores
+from ..io.case import load_case
+from ..models.registry import Ensemble, load_ensemble
 from ..progress import ProgressFn, report, scaled
+from ..survival.ensemble import predict_slide
+from ..train.bags import MAGNIFICATIONS, case_bags, empty_magnifications, feature_file, slide_features
+from ..vocabulary import FEATURES_DIR
 
-KIND = "crossfusion"
-#: attention map per magnification (see ``explain/crossfusion_attention.py``): 5× and 20× patches
-#: scored by the cross-attention they receive, 10× by the source branch's self-attention,
-#: ``final`` = the final transformer's class-token row over the 10× patches
+#: the maps shown (see ``explain/crossfusion_attention.py``): 5× and 20× patches scored by the
+#: cross-attention they receive, 10× by the source branch's self-attention, ``final`` = the final
+#: transformer's class-token row over the 10× patches
 ATTENTION_MAPS = {"5x": "x5_cross", "10x": "x10_source", "20x": "x20_cross", "final": "x10_final"}
-_MAG_OF = {"5x": 5, "10x": 10, "20x": 20, "final": 10}
-
-
-class PatchScores(NamedTuple):
-    """Per-patch scores of one map: unpacks as ``(coords, scores, patch_size)``."""
-
-    coords: np.ndarray   # (N, 2) int64 level-0 (x, y) top-left of each patch
-    scores: np.ndarray   # (N,) float32 in [0, 1]
-    patch_size: int      # patch width in level-0 pixels
-
-    @property
-    def patch_size_level0(self) -> int:
-        return self.patch_size
+ATTENTION_LABELS = {"5x": "CrossFusion 5x attention", "10x": "CrossFusion 10x attention",
+                    "20x": "CrossFusion 20x attention", "final": "CrossFusion final (class token over 10x)"}
+#: months at which S(t) is read out for people
+LANDMARK_MONTHS = (12.0, 24.0)
 
 
 @dataclass(frozen=True, eq=False)
@@ -60,10 +58,24 @@ class SurvivalPrediction:
     risk_group: str | None         # "high" (risk ≥ threshold) / "low"; None when the card lacks it
     missing_inputs: tuple          # always () here: without the slide no prediction is made
     attention: dict                # "5x" | "10x" | "20x" | "final" → PatchScores
-    top_patches: dict              # same keys → (TopPatch, ...) best first
     n_patches: dict                # {5: N5, 10: N10, 20: N20}
     features_root: Path | None = None
     fold_cuts_months: tuple = field(default=())  # per fold, the edges it was trained with
+    risk_percentile: float | None = None  # where the risk falls in the training cohort (0–100)
+    case_ref: object = None        # the case session's identity of the case it was computed for
+    slide_mpp: float | None = None  # µm/px the slide features were computed at
+
+    def survival_at(self, months: float) -> float | None:
+        """S(months) of the mean curve; None beyond the follow-up the model was trained on."""
+        end = self.t_max_months if self.t_max_months is not None else float(self.months[-1])
+        if months > end:
+            return None
+        index = int(np.searchsorted(self.months, months, side="right")) - 1
+        return float(self.survival_curve[max(index, 0)])
+
+    def landmarks(self) -> dict:
+        """{months: S} at :data:`LANDMARK_MONTHS` where the curve reaches them."""
+        return {m: s for m in LANDMARK_MONTHS if (s := self.survival_at(m)) is not None}
 
     def to_dict(self) -> dict:
         """JSON-ready summary (attention as patch counts, top patches as positions)."""
@@ -75,73 +87,39 @@ class SurvivalPrediction:
             "survival_high": self.survival_high.tolist(), "t_max_months": self.t_max_months,
             "risk_threshold": self.risk_threshold, "risk_group": self.risk_group,
             "missing_inputs": list(self.missing_inputs), "n_patches": {f"x{m}": n for m, n in self.n_patches.items()},
-            "top_patches": {k: [{"x": p.x, "y": p.y, "score": p.score} for p in v] for k, v in self.top_patches.items()},
+            "risk_percentile": self.risk_percentile, "survival_at_months": {f"{m:g}": s for m, s in self.landmarks().items()},
+            "slide_mpp": self.slide_mpp,
+            "attention": {k: v.to_json_dict() for k, v in self.attention.items()},
         }
 
 
-@dataclass(frozen=True, eq=False)
-class CrossFusionEnsemble:
-    name: str
-    models: tuple
-    card: dict
-    encoder: str
-    tissue_preset: str
-    patch_size: int
-
-
-def load_model(model_folder, device="auto") -> CrossFusionEnsemble:
-    """The fold models of a CrossFusion folder on ``device`` with the card's feature contract."""
-    from ..device import pick_device
-    from ..models.crossfusion import load_ensemble
-    from ..train.bags import MAGNIFICATIONS, TISSUE_PRESET
-
-    models, card = load_ensemble(model_folder, device=pick_device(device) if isinstance(device, str) else device)
-    inputs = card.get("inputs", {})
-    mags = tuple(int(m) for m in inputs.get("magnifications", MAGNIFICATIONS))
-    if mags != MAGNIFICATIONS:
-        raise Harm3Error(f"{model_folder}: the card asks for magnifications {list(mags)}; CrossFusion here takes 5x, 10x, 20x")
-    return CrossFusionEnsemble(name=str(card.get("name", Path(model_folder).name)), models=tuple(models), card=card,
-                               encoder=str(inputs.get("encoder", "texture_stats")),
-                               tissue_preset=str(inputs.get("tissue_preset", TISSUE_PRESET)),
-                               patch_size=int(inputs.get("patch_size_px", 256)))
-
-
-def _as_case(case):
-    """A ``core.io.case.Case`` from a Case, a case folder or its manifest."""
-    if isinstance(case, (str, Path)):
-        from ..io.case import load_case
-
-        return load_case(Path(case))
-    return case
-
-
-def case_features(ensemble: CrossFusionEnsemble, case, features_root=None, progress: ProgressFn | None = None):
-    """(SlideBags with coords, {mag: level-0 patch size}, features root) of one case, from the
+def case_features(ensemble: Ensemble, case, features_root=None, progress: ProgressFn | None = None,
+                  slide_mpp: float | None = None):
+    """(SlideBags with coords, {mag: level-0 footprint}, features root) of one case, from the
     cache or computed with the slide pipeline; no slide and no cached features → Harm3Error."""
-    from ..train.bags import MAGNIFICATIONS, case_bags, empty_magnifications, feature_file, slide_features
-
     case_id = str(case.case_id)
-    root = Path(features_root) if features_root is not None else Path(case.root) / "features"
-    cached = all(feature_file(root, ensemble.encoder, m, case_id).is_file() for m in MAGNIFICATIONS)
+    card = ensemble.card
+    encoder = card.encoder
+    root = Path(features_root) if features_root is not None else Path(case.root) / FEATURES_DIR
+    cached = all(feature_file(root, encoder, m, case_id).is_file() for m in MAGNIFICATIONS)
     if not cached:
         if case.slide is None or not Path(case.slide).exists():
             raise Harm3Error(f"case {case_id}: CrossFusion survival needs the biopsy slide, and the case has "
                              f"{'no slide' if case.slide is None else f'no file at {case.slide}'}")
-        if ensemble.patch_size != 256:
-            raise Harm3Error(f"{ensemble.name}: the card asks for {ensemble.patch_size}-px patches; the CrossFusion "
+        if card.patch_size_px != 256:
+            raise Harm3Error(f"{card.name}: the card asks for {card.patch_size_px}-px patches; the CrossFusion "
                              "feature layout here holds 256-px patches")
-        slide_features(case.slide, case_id, root, ensemble.encoder, mpp=case.slide_mpp,
-                       tissue_preset=ensemble.tissue_preset, progress=progress)
-    empty = empty_magnifications(root, ensemble.encoder, case_id)
+        slide_features(case.slide, case_id, root, encoder, mpp=slide_mpp if slide_mpp is not None else case.slide_mpp,
+                       tissue_preset=card.tissue_preset, progress=progress)
+    empty = empty_magnifications(root, encoder, case_id)
     if empty:
         raise Harm3Error(f"case {case_id}: no tissue patch at {', '.join(f'{m}x' for m in empty)} in its slide "
-                         f"(tissue preset {ensemble.tissue_preset!r}); CrossFusion needs 5x, 10x and 20x patches")
-    bags = case_bags(root, ensemble.encoder, case_id, with_coords=True)
+                         f"(tissue preset {card.tissue_preset!r}); CrossFusion needs 5x, 10x and 20x patches")
+    bags = case_bags(root, encoder, case_id, with_coords=True)
     want = int(ensemble.models[0].cfg.backbone_dim)
     if bags.dim != want:
-        raise Harm3Error(f"case {case_id}: {bags.dim}-d features under {root / ensemble.encoder}, but the model "
-                         f"expects {want}-d ({ensemble.encoder})")
-    sizes = {m: _patch_size_level0(feature_file(root, ensemble.encoder, m, case_id, "patches")) for m in MAGNIFICATIONS}
+        raise Harm3Error(f"case {case_id}: {bags.dim}-d slide features, but the model expects {want}-d ({encoder})")
+    sizes = {m: _patch_size_level0(feature_file(root, encoder, m, case_id, "patches")) for m in MAGNIFICATIONS}
     for mag, n in ((5, len(bags.x5)), (10, len(bags.x10)), (20, len(bags.x20))):
         if bags.coords is None or bags.coords.get(mag) is None or len(bags.coords[mag]) != n:
             raise Harm3Error(f"case {case_id}: {mag}x patch coordinates missing or not matching the features under {root}")
@@ -150,8 +128,6 @@ def case_features(ensemble: CrossFusionEnsemble, case, features_root=None, progr
 
 def _patch_size_level0(patch_file: Path) -> int | None:
     """Level-0 patch width recorded by the pipeline in the patch file (None when absent)."""
-    import h5py
-
     if not patch_file.is_file():
         return None
     with h5py.File(patch_file, "r") as handle:
@@ -159,80 +135,75 @@ def _patch_size_level0(patch_file: Path) -> int | None:
     return None if value is None else int(value)
 
 
-def _ensemble_bins(card: dict, survival_per_fold: np.ndarray) -> tuple:
+def _ensemble_bins(card, survival_per_fold: np.ndarray) -> tuple:
     """(mean interior edges, per-fold edges, t_max) from the card; per-bin indices when it has none."""
-    from ..survival.ensemble import fold_edges
-
-    edges = fold_edges(card, len(survival_per_fold))
+    edges = card.fold_bin_edges()
     if edges is None:
         n = survival_per_fold.shape[1] - 1
         cuts = tuple(float(k + 1) for k in range(n))
         return cuts, (cuts,) * len(survival_per_fold), None
     per_fold = tuple(tuple(float(c) for c in e) for e, _ in edges)
-    t_max = card.get("t_max_months")
+    t_max = card.t_max_months
     if t_max is None:
         fold_t = [t for _, t in edges if t is not None]
         t_max = float(np.mean(fold_t)) if fold_t else None
     return tuple(np.mean(per_fold, axis=0).tolist()), per_fold, (None if t_max is None else float(t_max))
 
 
-def predict_features(ensemble: CrossFusionEnsemble, bags, sizes: dict, case_id: str = "", top_k: int = 10,
+def predict_features(ensemble: Ensemble, bags, sizes: dict, case_id: str = "",
                      progress: ProgressFn | None = None) -> SurvivalPrediction:
-    """Risk, S(t) and attention of one slide's bags (``SlideBags`` with coords) through the ensemble."""
-    from ..explain.crossfusion_attention import explain_slide, patch_step
-    from ..survival.ensemble import predict_slide
-
+    """Risk, S(t) and attention of one slide's bags (``SlideBags`` with coords) through the ensemble;
+    ``sizes``: {mag: the patches' level-0 footprint}."""
+    card = ensemble.card
     report(progress, 0.0, f"{len(ensemble.models)} fold model(s)")
-    pred = predict_slide(list(ensemble.models), ensemble.card, bags.x5, bags.x10, bags.x20)
+    pred = predict_slide(list(ensemble.models), card, bags.x5, bags.x10, bags.x20)
     report(progress, 0.4, "attention maps")
-    explanation = explain_slide(list(ensemble.models), bags.x5, bags.x10, bags.x20, bags.coords,
-                                patch_size_level0={m: s for m, s in sizes.items() if s}, top_k=top_k)
-    attention, top = {}, {}
-    for key, name in ATTENTION_MAPS.items():
-        if name in explanation.scores:
-            mag = _MAG_OF[key]
-            size = int(sizes.get(mag) or patch_step(bags.coords[mag]))
-            attention[key] = PatchScores(np.asarray(bags.coords[mag], dtype=np.int64),
-                                         np.asarray(explanation.scores[name], dtype=np.float32), size)
-            top[key] = explanation.top[name]
-    cuts, fold_cuts, t_max = _ensemble_bins(ensemble.card, pred.survival_per_fold)
+    maps = explain_slide(list(ensemble.models), bags.x5, bags.x10, bags.x20, bags.coords, sizes)
+    attention = {key: replace(maps[name], key=key, label=ATTENTION_LABELS[key])
+                 for key, name in ATTENTION_MAPS.items() if name in maps}
+    cuts, fold_cuts, t_max = _ensemble_bins(card, pred.survival_per_fold)
     if pred.times is None:
         months, curve = np.arange(pred.curve.size, dtype=float), pred.curve_per_fold
     else:
         months, curve = pred.times, pred.curve_per_fold
-    threshold = ensemble.card.get("risk_threshold")
-    threshold = None if threshold is None else float(threshold)
+    threshold = card.risk_threshold
     report(progress, 1.0, "survival prediction done")
     return SurvivalPrediction(
         case_id=case_id, model=ensemble.name, risk=pred.risk, risk_spread=pred.risk_sd,
         fold_risks=tuple(float(r) for r in pred.risk_per_fold), survival=pred.survival_per_fold.mean(axis=0),
         cuts_months=cuts, months=np.asarray(months, dtype=float), survival_curve=curve.mean(axis=0),
         survival_low=curve.min(axis=0), survival_high=curve.max(axis=0), t_max_months=t_max,
-        risk_threshold=threshold,
-        risk_group=None if threshold is None else ("high" if pred.risk >= threshold else "low"),
-        missing_inputs=(), attention=attention, top_patches=top,
-        n_patches={5: len(bags.x5), 10: len(bags.x10), 20: len(bags.x20)}, fold_cuts_months=fold_cuts)
+        risk_threshold=threshold, risk_group=risk_group(pred.risk, threshold),
+        missing_inputs=(), attention=attention,
+        n_patches={5: len(bags.x5), 10: len(bags.x10), 20: len(bags.x20)}, fold_cuts_months=fold_cuts,
+        risk_percentile=card.risk_percentile(pred.risk))
 
 
-def predict_case(model_folder, case, progress: ProgressFn | None = None, device="auto",
-                 features_root=None) -> SurvivalPrediction:
+def risk_group(risk: float, threshold: float | None) -> str | None:
+    """"high" when ``risk`` ≥ the training cohort's median risk, else "low" (the one rule, used by
+    the viewer, the report, the batch table and the validation summary); None without a threshold."""
+    if threshold is None:
+        return None
+    return "high" if float(risk) >= float(threshold) else "low"
+
+
+def predict_case(model, case, progress: ProgressFn | None = None, device="auto", features_root=None,
+                 slide_mpp: float | None = None, case_ref=None) -> SurvivalPrediction:
     """Survival prediction of one case (a ``Case``, a case folder or its manifest).
 
-    Features are read from ``features_root`` (default ``<case folder>/features``) or computed
-    there from the case's slide; a case without a slide (and without cached features) raises
-    :class:`Harm3Error`: CrossFusion has no other input.
+    ``model``: a model folder or a loaded :class:`Ensemble`. Features are read from
+    ``features_root`` (default ``<case folder>/features``) or computed there from the case's
+    slide at ``slide_mpp`` (default: the manifest's, else the slide's own); a case without a
+    slide (and without cached features) raises :class:`Harm3Error`: CrossFusion has no other input.
     """
-    ensemble = model_folder if isinstance(model_folder, CrossFusionEnsemble) else load_model(model_folder, device)
-    if ensemble.card.get("kind", KIND) != KIND:
-        raise Harm3Error(f"{ensemble.name} is a {ensemble.card.get('kind')!r} model, not a CrossFusion one")
-    case = _as_case(case)
+    ensemble = model if isinstance(model, Ensemble) else load_ensemble(model, device, analysis="survival")
+    if ensemble.analysis != "survival":
+        raise Harm3Error(f"{ensemble.name} is a {ensemble.card.kind!r} model, not a CrossFusion one")
+    if isinstance(case, (str, Path)):
+        case = load_case(case)
     report(progress, 0.0, f"{case.case_id}: slide features")
-    bags, sizes, root = case_features(ensemble, case, features_root, progress=scaled(progress, 0.0, 0.7))
+    bags, sizes, root = case_features(ensemble, case, features_root, progress=scaled(progress, 0.0, 0.7),
+                                      slide_mpp=slide_mpp)
     result = predict_features(ensemble, bags, sizes, case_id=str(case.case_id), progress=scaled(progress, 0.7, 1.0))
-    return _with_root(result, root)
-
-
-def _with_root(result: SurvivalPrediction, root: Path) -> SurvivalPrediction:
-    from dataclasses import replace
-
-    return replace(result, features_root=root)
+    return replace(result, features_root=root, case_ref=case_ref,
+                   slide_mpp=slide_mpp if slide_mpp is not None else case.slide_mpp)

@@ -17,7 +17,7 @@ import hashlib
 import re
 from dataclasses import replace
 
-from .model import CaseSummary, InputFile, Report, SlideFigure
+from .model import CaseSummary, InputFile, Report
 
 REDACTED = "[removed]"
 _MIN_TOKEN = 3  # name parts shorter than this are not scrubbed from free text (too many false hits)
@@ -97,8 +97,7 @@ def deidentify_report(report: Report, salt: str = "") -> Report:
     models = tuple(replace(m, path=_base_name(m.path), card_summary=scrub(m.card_summary)) for m in report.models)
     slide = report.slide_figure
     if slide is not None:
-        slide = SlideFigure(slide_name=scrub(_base_name(slide.slide_name)), thumbnail=slide.thumbnail,
-                            downsample=slide.downsample, heatmaps=slide.heatmaps, top_patches=slide.top_patches)
+        slide = replace(slide, slide_name=scrub(_base_name(slide.slide_name)))
     return replace(
         report,
         case=case,

@@ -1,34 +1,21 @@
-"""Figure data for a report: MRI key slices, slide thumbnail, attention maps and top patches.
+"""Figure data for a report: MRI key slices, slide thumbnail, tissue pixels and top patches.
 
 Everything here turns model outputs (maps in the voxel space of a volume, scores per slide
-patch) into the plain arrays of :mod:`.model`; no colour, no matplotlib.
+patch) into the plain arrays of :mod:`.model`; no colour, no matplotlib. Slide heatmaps are
+painted by the one painter (``core/explain/heatmap.py``), not here.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
+from ..explain.patch_scores import PatchScores
 from .model import MriFigure, PatchTile
 
 #: longest side of the slide thumbnail kept in a report
 THUMBNAIL_MAX_SIDE = 512
 #: side in pixels of a top-patch tile in the gallery
 TILE_PX = 128
-
-
-@dataclass(frozen=True, eq=False)
-class PatchAttention:
-    """Scores of one model over a slide's patches: level-0 (x, y) corners, one score each.
-
-    ``patch_size`` is the patch side in level-0 pixels (a 256-px patch at 5x on a 20x slide is 1024).
-    """
-
-    label: str
-    coords: np.ndarray  # (N, 2) int, level-0 (x, y)
-    scores: np.ndarray  # (N,) float
-    patch_size: int
 
 
 def key_slice(mask: np.ndarray | None, overlay: np.ndarray | None, slice_count: int) -> tuple:
@@ -92,51 +79,50 @@ def _block_mean_rgb(rgb: np.ndarray, step: int) -> np.ndarray:
     return np.rint(blocks.mean(axis=(1, 3))).astype(np.uint8)
 
 
-def percentile_scores(scores: np.ndarray) -> np.ndarray:
-    """Scores → their percentile rank in [0, 1] (ties share a rank), as CLAM's heatmaps do:
-    attention is long-tailed, ranks show where the model looked most without one patch
-    washing out the rest. A single patch gets 1."""
-    scores = np.asarray(scores, dtype=np.float64)
-    if scores.size <= 1:
-        return np.ones_like(scores)
-    order = np.sort(scores)
-    low = np.searchsorted(order, scores, side="left")
-    high = np.searchsorted(order, scores, side="right") - 1
-    return (low + high) / 2.0 / (scores.size - 1)
+def tissue_pixels(thumbnail: np.ndarray, white: float = 0.8, saturation: float = 0.07) -> np.ndarray:
+    """Bool (H, W): thumbnail pixels that are tissue — not near-white glass and not grey (a
+    saturation test, as CLAM's tissue mask); used to say how much tissue a map covers."""
+    rgb = np.asarray(thumbnail[..., :3], dtype=np.float32) / 255.0
+    high, low = rgb.max(axis=-1), rgb.min(axis=-1)
+    sat = np.where(high > 0, (high - low) / np.maximum(high, 1e-6), 0.0)
+    return (sat > saturation) & (low < white)
 
 
-def paint_attention(attention: PatchAttention, thumbnail_shape, downsample: float) -> np.ndarray:
-    """A float map on the thumbnail grid: each patch's percentile score over its footprint
-    (mean where patches overlap), NaN where no patch lies."""
-    height, width = int(thumbnail_shape[0]), int(thumbnail_shape[1])
-    total = np.zeros((height, width))
-    count = np.zeros((height, width))
-    values = percentile_scores(attention.scores)
-    side = max(1, int(round(attention.patch_size / downsample)))
-    for (x, y), value in zip(np.asarray(attention.coords), values):
-        col, row = int(x / downsample), int(y / downsample)
-        r0, r1 = max(0, row), min(height, row + side)
-        c0, c1 = max(0, col), min(width, col + side)
-        if r0 < r1 and c0 < c1:
-            total[r0:r1, c0:c1] += value
-            count[r0:r1, c0:c1] += 1
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+def patch_rgb(slide, x: int, y: int, size: int) -> np.ndarray:
+    """(size, size, 3) uint8 RGB of the level-0 region at (x, y), composited onto white where the
+    reader gives alpha (OpenSlide's premultiplied RGBA)."""
+    region = np.asarray(slide.read_region((int(x), int(y)), 0, (int(size), int(size))))
+    if region.shape[-1] == 4:
+        alpha = region[..., 3:4].astype(np.float32) / 255.0
+        region = (region[..., :3].astype(np.float32) + 255.0 * (1.0 - alpha)).clip(0, 255).astype(np.uint8)
+    return np.ascontiguousarray(region[..., :3], dtype=np.uint8)
 
 
-def top_patch_tiles(slide, attention: PatchAttention, k: int = 4, tile_px: int = TILE_PX) -> tuple:
-    """The ``k`` highest-scoring patches as RGB tiles of about ``tile_px`` pixels, best first."""
-    order = np.argsort(-np.asarray(attention.scores, dtype=np.float64), kind="stable")[:k]
-    wanted = max(1.0, attention.patch_size / tile_px)
+#: a top patch is shown only when at least this share of it is tissue
+MIN_TISSUE = 0.5
+#: how many of the best-scoring patches are looked at to find the top ones that are tissue
+MAX_CANDIDATES = 64
+
+
+def top_patch_tiles(slide, scores: PatchScores, k: int = 4, tile_px: int = TILE_PX,
+                    min_tissue: float = MIN_TISSUE) -> tuple:
+    """The ``k`` highest-scoring patches that are mostly tissue (≥ ``min_tissue`` of their pixels;
+    a border patch that is mostly glass is passed over), best first, as RGB tiles of about
+    ``tile_px`` pixels, each read over its whole footprint (a 5× patch spans 4× the level-0 pixels
+    of a 20× one) from the pyramid level closest to the tile's resolution."""
+    wanted = max(1.0, scores.footprint / tile_px)
     level = int(slide.get_best_level_for_downsample(wanted))
     level_downsample = float(slide.level_downsamples[level])
-    side = max(1, int(round(attention.patch_size / level_downsample)))
+    side = max(1, int(round(scores.footprint / level_downsample)))
     tiles = []
-    for i in order:
-        x, y = (int(v) for v in attention.coords[i])
-        rgb = np.asarray(slide.read_region((x, y), level, (side, side)))[..., :3]
-        step = max(1, side // tile_px)
-        tiles.append(PatchTile(coords=(x, y), size=int(attention.patch_size), score=float(attention.scores[i]),
-                               rgb=_block_mean_rgb(rgb, step)))
+    for i in scores.top(MAX_CANDIDATES):
+        x, y = (int(v) for v in scores.coords[i])
+        rgb = _block_mean_rgb(np.asarray(slide.read_region((x, y), level, (side, side)))[..., :3],
+                              max(1, side // tile_px))
+        if tissue_pixels(rgb).mean() < min_tissue:
+            continue
+        tiles.append(PatchTile(coords=(x, y), size=scores.footprint, score=float(scores.scores[i]), rgb=rgb,
+                               magnification=scores.magnification))
+        if len(tiles) == k:
+            break
     return tuple(tiles)
-

@@ -58,10 +58,8 @@ class PcrSection:
     threshold: float = 0.5
     missing_inputs: tuple = ()
     gradcam_method: str = ""  # what the MRI maps show, e.g. "hirescam, evidence both"
-
-    @property
-    def predicted_class(self) -> str:
-        return "pCR" if self.probability >= self.threshold else "non-pCR"
+    youden_threshold: float | None = None
+    verdict: str = ""         # the prediction's own verdict (no class where the thresholds disagree)
 
 
 @dataclass(frozen=True)
@@ -81,6 +79,9 @@ class SurvivalSection:
     fold_risks: tuple = ()
     tail_open: bool = False
     missing_inputs: tuple = ()
+    risk_spread: float = 0.0
+    risk_percentile: float | None = None  # where the risk falls in the training cohort (0–100)
+    landmarks: tuple = ()                 # ((months, S), ...) e.g. S at 12 and 24 months
 
     @property
     def median_survival_months(self) -> float | None:
@@ -110,17 +111,20 @@ class PatchTile:
     """A top-attended slide patch: level-0 (x, y) of its corner, its size, score and pixels."""
 
     coords: tuple
-    size: int
+    size: int                 # footprint: side in level-0 pixels
     score: float
     rgb: np.ndarray  # (h, w, 3) uint8
+    magnification: int = 0
 
 
 @dataclass(frozen=True, eq=False)
 class SlideFigure:
-    """Slide thumbnail with attention maps on its grid and the top patches per map.
+    """Slide thumbnail with the attention maps and the top patches per map.
 
-    ``heatmaps`` maps a label (e.g. ``"CrossFusion x20"``) to a float map in [0, 1] (NaN where
-    no patch) with the thumbnail's aspect; ``top_patches`` maps the same labels to tiles.
+    ``heatmaps`` maps a label (e.g. ``"CrossFusion 5x attention"``) to the painter's
+    :class:`~napari_harm3.core.explain.heatmap.HeatmapRaster` — the very raster the viewer
+    shows — drawn over the thumbnail at its own resolution; ``coverage`` the share of the
+    thumbnail's tissue each map covers; ``top_patches`` the same labels → tiles.
     """
 
     slide_name: str
@@ -128,6 +132,8 @@ class SlideFigure:
     downsample: float  # level-0 pixels per thumbnail pixel
     heatmaps: Mapping = field(default_factory=dict)
     top_patches: Mapping = field(default_factory=dict)
+    coverage: Mapping = field(default_factory=dict)
+    normalisation: str = ""  # what a map's value means (the painter's one choice)
 
 
 @dataclass(frozen=True)
@@ -227,7 +233,8 @@ def _pcr_json(pcr: PcrSection | None) -> dict | None:
         "spread": float(pcr.spread),
         "fold_probabilities": [float(p) for p in pcr.fold_probabilities],
         "threshold": float(pcr.threshold),
-        "predicted_class": pcr.predicted_class,
+        "youden_threshold": pcr.youden_threshold,
+        "verdict": pcr.verdict,
         "missing_inputs": list(pcr.missing_inputs),
         "gradcam_method": pcr.gradcam_method,
     }
@@ -239,6 +246,9 @@ def _survival_json(survival: SurvivalSection | None) -> dict | None:
     return {
         "model_name": survival.model_name,
         "risk": float(survival.risk),
+        "risk_spread": float(survival.risk_spread),
+        "risk_percentile": survival.risk_percentile,
+        "survival_at_months": {f"{m:g}": float(v) for m, v in survival.landmarks},
         "risk_group": survival.risk_group,
         "risk_threshold": None if survival.risk_threshold is None else float(survival.risk_threshold),
         "fold_risks": [float(r) for r in survival.fold_risks],
@@ -281,10 +291,16 @@ def _slide_json(figure: SlideFigure | None) -> dict | None:
         "slide_name": figure.slide_name,
         "downsample": float(figure.downsample),
         "thumbnail": array_to_json(figure.thumbnail, max_side=96),
-        "heatmaps": {label: array_to_json(values) for label, values in figure.heatmaps.items()},
+        "normalisation": figure.normalisation,
+        "heatmaps": {label: {**array_to_json(raster.sample(figure.thumbnail.shape, figure.downsample)),
+                             "raster_shape": list(raster.data.shape),
+                             "raster_level0_px_per_pixel": float(raster.downsample),
+                             "tissue_coverage": figure.coverage.get(label)}
+                     for label, raster in figure.heatmaps.items()},
         "top_patches": {
             label: [{"coords": [int(c) for c in tile.coords], "size": int(tile.size), "score": float(tile.score),
-                     "rgb": array_to_json(tile.rgb, max_side=24)} for tile in tiles]
+                     "magnification": int(tile.magnification), "rgb": array_to_json(tile.rgb, max_side=24)}
+                    for tile in tiles]
             for label, tiles in figure.top_patches.items()
         },
     }

@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..explain.colormaps import DEFAULT_OVERLAY_COLORMAP, overlay_listed_colormap
 from .model import MriFigure, PatchTile, PcrSection, SurvivalSection
 
-OVERLAY_CMAP = "jet"
-OVERLAY_ALPHA = 0.45
+#: the viewer's default colormap and threshold, so a map looks the same in both
+OVERLAY_CMAP = DEFAULT_OVERLAY_COLORMAP
+OVERLAY_ALPHA = 0.55
 OVERLAY_FLOOR = 0.15  # Grad-CAM below this is not painted (keeps the anatomy readable)
 MASK_COLOUR = "#00e5ff"
-SLIDE_CMAP = "inferno"
+SLIDE_ALPHA = 0.6
 
 
 def _window(image: np.ndarray) -> tuple:
@@ -32,9 +34,8 @@ def plot_mri_slice(ax, figure: MriFigure, show_overlay: bool = True):
     low, high = _window(figure.image)
     ax.imshow(figure.image, cmap="gray", vmin=low, vmax=high, extent=extent, interpolation="nearest")
     if show_overlay and figure.overlay is not None:
-        masked = np.ma.masked_less(figure.overlay, OVERLAY_FLOOR)
-        ax.imshow(masked, cmap=OVERLAY_CMAP, vmin=0.0, vmax=1.0, alpha=OVERLAY_ALPHA, extent=extent,
-                          interpolation="bilinear")
+        ax.imshow(figure.overlay, cmap=overlay_listed_colormap(OVERLAY_CMAP, OVERLAY_FLOOR), vmin=0.0, vmax=1.0,
+                  alpha=OVERLAY_ALPHA, extent=extent, interpolation="nearest")
     if figure.mask is not None and np.any(figure.mask):
         ys = (np.arange(rows) + 0.5) * figure.spacing[0]
         xs = (np.arange(cols) + 0.5) * figure.spacing[1]
@@ -47,13 +48,16 @@ def plot_mri_slice(ax, figure: MriFigure, show_overlay: bool = True):
     return ax
 
 
-def plot_slide_attention(ax, thumbnail: np.ndarray, heatmap: np.ndarray | None = None, title: str = ""):
-    """Slide thumbnail, with an attention map (NaN = no patch) painted over it when given."""
+def plot_slide_attention(ax, thumbnail: np.ndarray, heatmap=None, downsample: float = 1.0, title: str = ""):
+    """Slide thumbnail with the painter's raster (``HeatmapRaster``; NaN = no patch, transparent)
+    drawn over it at its own resolution (``downsample``: the thumbnail's level-0 px per pixel)."""
     ax.imshow(thumbnail, interpolation="bilinear")
     if heatmap is not None:
         height, width = thumbnail.shape[:2]
-        ax.imshow(np.ma.masked_invalid(heatmap), cmap=SLIDE_CMAP, vmin=0.0, vmax=1.0, alpha=0.6,
-                  extent=(-0.5, width - 0.5, height - 0.5, -0.5), interpolation="nearest")
+        ax.imshow(heatmap.data, cmap=overlay_listed_colormap(OVERLAY_CMAP), vmin=0.0, vmax=1.0, alpha=SLIDE_ALPHA,
+                  extent=heatmap.extent(downsample), interpolation="nearest")
+        ax.set_xlim(-0.5, width - 0.5)
+        ax.set_ylim(height - 0.5, -0.5)
     ax.set_xticks([])
     ax.set_yticks([])
     ax.set_title(title, fontsize=8)
@@ -61,11 +65,12 @@ def plot_slide_attention(ax, thumbnail: np.ndarray, heatmap: np.ndarray | None =
 
 
 def plot_patch_tile(ax, tile: PatchTile, rank: int):
-    """One top patch with its rank, score and level-0 position."""
+    """One top patch with its rank and score (position and footprint below it)."""
     ax.imshow(tile.rgb, interpolation="bilinear")
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.set_title(f"#{rank} score {tile.score:.3g}\n({tile.coords[0]}, {tile.coords[1]})", fontsize=6)
+    ax.set_title(f"#{rank}  {tile.score:.2f}", fontsize=6, pad=2)
+    ax.set_xlabel(f"({tile.coords[0]}, {tile.coords[1]})\n{tile.size} px", fontsize=5, labelpad=1)
     return ax
 
 

@@ -118,8 +118,10 @@ def summary_page(figure, report: Report) -> None:
     if report.pcr is not None:
         pcr = report.pcr
         folds = ", ".join(f"{p:.3f}" for p in pcr.fold_probabilities)
-        y = _paragraph(figure, y, f"Probability of pCR: {pcr.probability:.3f} \u00b1 {pcr.spread:.3f} "
-                                  f"(threshold {pcr.threshold:.2f}: {pcr.predicted_class})", size=10)
+        thresholds = f"{pcr.threshold:.2f}" + (f" and training Youden {pcr.youden_threshold:.2f}"
+                                               if pcr.youden_threshold is not None else "")
+        y = _paragraph(figure, y, f"Probability of pCR: {pcr.probability:.3f} \u00b1 {pcr.spread:.3f} - {pcr.verdict} "
+                                  f"(thresholds {thresholds})", size=10)
         y = _paragraph(figure, y, f"Fold models ({len(pcr.fold_probabilities)}): {folds}. {text['explanations']['pcr']}")
         if pcr.missing_inputs:
             y = _paragraph(figure, y, "Predicted without: " + ", ".join(pcr.missing_inputs)
@@ -133,10 +135,15 @@ def summary_page(figure, report: Report) -> None:
     y = _heading(figure, y, text["sections"]["survival"])
     if report.survival is not None:
         survival = report.survival
-        group = (f"{survival.risk_group} risk (threshold {survival.risk_threshold:.3f})"
-                 if survival.risk_group else "no risk group (the model card gives no cohort threshold)")
+        group = (f"{survival.risk_group} risk (high when risk \u2265 {survival.risk_threshold:.3f}, the training "
+                 "cohort's median)" if survival.risk_group else "no risk group (the model card gives no cohort threshold)")
         median = survival.median_survival_months
-        y = _paragraph(figure, y, f"Risk score: {survival.risk:.3f} - {group}", size=10)
+        y = _paragraph(figure, y, f"Risk score: {survival.risk:.3f} \u00b1 {survival.risk_spread:.3f} - {group}", size=10)
+        if survival.risk_percentile is not None:
+            y = _paragraph(figure, y, f"Higher than {survival.risk_percentile:.0f} % of the training cohort's risks.")
+        if survival.landmarks:
+            y = _paragraph(figure, y, "Predicted survival: " + ", ".join(f"S({m:g} months) = {v:.2f}"
+                                                                          for m, v in survival.landmarks) + ".")
         y = _paragraph(figure, y, "Predicted median survival: "
                        + (f"{median:.1f} months" if median is not None else "beyond the last bin (S(t) stays above 0.5)")
                        + ". Curve on page 4.")
@@ -204,7 +211,7 @@ def slide_page(figure, report: Report) -> None:
     if slide is None:
         _paragraph(figure, y - 0.01, "No whole-slide image in this report (no slide, or no slide model run).", size=10)
         return
-    y = _paragraph(figure, y, f"{slide.slide_name}. {text['explanations']['slide']}")
+    y = _paragraph(figure, y, f"{slide.slide_name}. {text['explanations']['slide']} Map colours: {slide.normalisation}.")
     panels = [("thumbnail", None)] + list(slide.heatmaps.items())[:5]
     columns = 3
     panel_w = (1 - 2 * MARGIN - 0.02 * (columns - 1)) / columns
@@ -213,21 +220,25 @@ def slide_page(figure, report: Report) -> None:
     for i, (label, heatmap) in enumerate(panels):
         row, col = divmod(i, columns)
         rect = (MARGIN + col * (panel_w + 0.02), y - (row + 1) * (panel_h + 0.03), panel_w, panel_h)
-        plots.plot_slide_attention(figure.add_axes(rect), slide.thumbnail, heatmap, title=label)
+        covered = slide.coverage.get(label)
+        title = label if covered is None else f"{label}\n(covers {100 * covered:.0f} % of the tissue)"
+        plots.plot_slide_attention(figure.add_axes(rect), slide.thumbnail, heatmap, slide.downsample, title=title)
     y -= ((len(panels) - 1) // columns + 1) * (panel_h + 0.03) + 0.015
 
     if slide.top_patches:
-        y = _heading(figure, y, "Top patches (highest attention first)") - 0.03
+        y = _heading(figure, y, "Top patches: the most attended patches that are at least half tissue, best first") - 0.03
     rows = list(slide.top_patches.items())[:4]
     k = max((len(tiles) for _, tiles in rows), default=0)
     if k:
-        tile = min(0.12, (1 - 2 * MARGIN - 0.15) / k, (y - 0.05) / max(len(rows), 1) / (A4_INCHES[1] / A4_INCHES[0]) - 0.01)
+        gap = 0.05  # room for each tile's title above and position below
+        tile = min(0.11, (1 - 2 * MARGIN - 0.17) / k - 0.015,
+                   ((y - 0.05) / max(len(rows), 1) - gap) * A4_INCHES[1] / A4_INCHES[0])
         tile_h = tile * A4_INCHES[0] / A4_INCHES[1]
         for r, (label, tiles) in enumerate(rows):
-            top = y - r * (tile_h + 0.03)
-            figure.text(MARGIN, top - tile_h / 2, label, fontsize=8, va="center")
+            top = y - r * (tile_h + gap)
+            figure.text(MARGIN, top - tile_h / 2, _wrap(label, 22), fontsize=7, va="center")
             for c, patch in enumerate(tiles):
-                rect = (MARGIN + 0.15 + c * (tile + 0.01), top - tile_h, tile, tile_h)
+                rect = (MARGIN + 0.17 + c * (tile + 0.015), top - tile_h, tile, tile_h)
                 plots.plot_patch_tile(figure.add_axes(rect), patch, rank=c + 1)
 
 

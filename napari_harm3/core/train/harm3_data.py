@@ -19,11 +19,15 @@ from types import SimpleNamespace
 import numpy as np
 
 from ..errors import Harm3Error
-from ..mri.prep import SEQUENCES, MriPrepConfig, prepare_mri
+from ..io.cohort import load_cohort
+from ..mri.case_volumes import CaseVolumes, read_case_volumes
+from ..mri.prep import MriPrepConfig, prepare_mri
 from ..progress import report
+from ..vocabulary import HARM3_SLIDE_MAGNIFICATION, REFERENCE_SEQUENCE, SEQUENCES, ordered_sequences
+from ..wsi.prepare import prepare_slide_features
 
 #: HARM3-Fusion's slide feature contract (spec §4)
-SLIDE_MAGNIFICATION = 20
+SLIDE_MAGNIFICATION = HARM3_SLIDE_MAGNIFICATION
 SLIDE_PATCH_SIZE = 224
 
 
@@ -39,6 +43,7 @@ class Harm3Sample:
     tumour_mask: np.ndarray | None = None  # (D, H, W) on the crop
     volumes: dict = field(default_factory=dict)  # {sequence: Volume} as read (for explanations)
     mask: object = None                # tumour mask as read
+    patch_footprint: int | None = None  # the slide patches' side in level-0 pixels
 
 
 def collate(samples, max_patches: int | None = None, rng: np.random.Generator | None = None, device="cpu"):
@@ -81,94 +86,60 @@ def collate(samples, max_patches: int | None = None, rng: np.random.Generator | 
 
 # ---------------------------------------------------------------------- cohort on disk
 
-def _case_field(case, *names, default=None):
-    for name in names:
-        if isinstance(case, dict) and name in case:
-            return case[name]
-        if hasattr(case, name):
-            return getattr(case, name)
-    return default
-
-
-def _as_volume(item, reader):
-    """A Volume as is, or read from its path."""
-    if item is None:
-        return None
-    if hasattr(item, "data") and hasattr(item, "affine"):
-        return item
-    return reader(item)
-
-
 def slide_features(slide_path, features_root, encoder: str = "texture_stats", progress=None,
-                   slide_id: str | None = None):
-    """(features (N, F), coords (N, 2)) of a slide at HARM3's contract (20×, 224-px patches),
-    read from ``features_root`` or computed there by the slide pipeline when absent. Files are
-    named ``slide_id`` (pass the case id: slides of different cases may share a file name)."""
-    from ..wsi.prepare import prepare_slide_features
+                   slide_id: str | None = None, mpp: float | None = None) -> tuple:
+    """(features (N, F), coords (N, 2), footprint) of a slide at HARM3's contract (20×, 224-px
+    patches; footprint = the patches' side in level-0 pixels as the patch files record it), read
+    from ``features_root`` or computed there by the slide pipeline when absent. Files are named
+    ``slide_id`` (pass the case id: slides of different cases may share a file name); ``mpp``
+    supplies or overrides the slide's microns per pixel."""
+    bags = prepare_slide_features(slide_path, features_root, encoder=encoder, mags=(SLIDE_MAGNIFICATION,),
+                                  patch_size=SLIDE_PATCH_SIZE, progress=progress, slide_id=slide_id, mpp=mpp)
+    bag = bags[SLIDE_MAGNIFICATION]
+    return np.asarray(bag.features, np.float32), np.asarray(bag.coords), int(bag.patch_size_level0)
 
-    bag = prepare_slide_features(slide_path, features_root, encoder=encoder, mags=(SLIDE_MAGNIFICATION,),
-                                 patch_size=SLIDE_PATCH_SIZE, progress=progress, slide_id=slide_id)
-    if isinstance(bag, dict):  # one bag per magnification
-        bag = bag.get(SLIDE_MAGNIFICATION, bag.get(f"x{SLIDE_MAGNIFICATION}", next(iter(bag.values()))))
-    if isinstance(bag, (list, tuple)):
-        bag = bag[0]
-    features = np.asarray(getattr(bag, "features"), np.float32)
-    coords = getattr(bag, "coords", None)
-    return features, (None if coords is None else np.asarray(coords))
+
+def _roi_mask(volumes: CaseVolumes):
+    """The mask that sets the region of interest: T1-pre's (the grid everything is sampled on), else any."""
+    if not volumes.masks:
+        return None
+    key = REFERENCE_SEQUENCE if REFERENCE_SEQUENCE in volumes.masks else next(iter(ordered_sequences(volumes.masks)))
+    return volumes.masks[key]
 
 
 def sample_from_case(case, prep_config: MriPrepConfig | None = None, features_root=None,
-                     encoder: str = "texture_stats", use_slide: bool = True, progress=None) -> Harm3Sample:
-    """Read, prepare and featurise one case (a ``core.io.case.Case``)."""
-    from ..io.mri import read_volume
+                     encoder: str = "texture_stats", use_slide: bool = True, progress=None,
+                     volumes: CaseVolumes | None = None, mpp: float | None = None) -> Harm3Sample:
+    """Prepare and featurise one case (a ``core.io.case.Case``).
 
-    from ..io.masks import read_mask
-    case_id = str(_case_field(case, "case_id", "id", "name", default="case"))
-    mri = _case_field(case, "mri", "volumes", default={}) or {}
-    volumes = {}
-    for s in SEQUENCES:
-        item = mri.get(s)
-        if item is not None and hasattr(case, "mri_source") and not hasattr(item, "data"):
-            path, series = case.mri_source(s)                       # "folder#SeriesUID" references
-            volumes[s] = read_volume(path, series)
-        else:
-            volumes[s] = _as_volume(item, read_volume)
-    masks = _case_field(case, "masks", "mask", default=None) or {}
-    mask = None
-    if hasattr(masks, "data"):
-        mask = masks
-    elif masks:
-        # the ROI comes from the T1-pre mask (the grid everything is resampled to), else any mask
-        key = next((k for k in ("t1_pre", "tumour", "tumor") + SEQUENCES if k in masks), next(iter(masks)))
-        reference = volumes.get(key) if key in SEQUENCES else None
-        if hasattr(case, "mask_source") and key in SEQUENCES:
-            path, _ = case.mask_source(key)
-        else:
-            path = masks[key]
-        mask = masks[key] if hasattr(masks[key], "data") else read_mask(path, reference=reference)
+    The MRI comes through the case's one seam (``core/mri/case_volumes.py``: registration
+    transforms applied), read here unless ``volumes`` is given (the case session passes what it
+    holds). ``mpp`` is the slide's µm/px as the session resolved it (else the manifest's)."""
+    case_id = str(case.case_id)
+    if volumes is None:
+        volumes = read_case_volumes(case)
+    mask = _roi_mask(volumes)
     report(progress, 0.1, f"{case_id}: preparing MRI")
-    prepared = prepare_mri(volumes, mask, prep_config)
-    features = coords = None
-    slide = _case_field(case, "slide", "wsi", default=None)
-    if use_slide and slide is not None:
+    prepared = prepare_mri({s: volumes.volumes.get(s) for s in SEQUENCES}, mask, prep_config)
+    features = coords = footprint = None
+    if use_slide and case.slide is not None:
         if features_root is None:
             raise Harm3Error(f"{case_id}: no folder for slide features given")
         report(progress, 0.4, f"{case_id}: slide features")
-        features, coords = slide_features(slide, features_root, encoder, slide_id=case_id)
-    labels = _case_field(case, "labels", default={}) or {}
-    label = labels.get("pcr") if isinstance(labels, dict) else getattr(labels, "pcr", None)
+        features, coords, footprint = slide_features(case.slide, features_root, encoder, slide_id=case_id,
+                                                     mpp=mpp if mpp is not None else case.slide_mpp)
+    label = case.labels.pcr
     report(progress, 1.0, f"{case_id}: ready")
     return Harm3Sample(case_id=case_id, images=prepared.images, present=prepared.present, features=features,
                        coords=coords, label=None if label is None else int(label), prep=prepared.prep,
-                       tumour_mask=prepared.tumour_mask, volumes=volumes, mask=mask)
+                       tumour_mask=prepared.tumour_mask, volumes=dict(volumes.volumes), mask=mask,
+                       patch_footprint=footprint)
 
 
 def samples_from_cohort(cohort_dir, prep_config: MriPrepConfig | None = None, features_root=None,
                         encoder: str = "texture_stats", require_label: bool = True, use_slide: bool = True,
                         progress=None) -> list:
     """All cases of a cohort folder, prepared; features default to ``<cohort>/features``."""
-    from ..io.cohort import load_cohort
-
     cohort_dir = Path(cohort_dir)
     cases = list(load_cohort(cohort_dir).cases)
     if not cases:

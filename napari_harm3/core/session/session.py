@@ -1,0 +1,256 @@
+"""The case session: one evented, Qt-free object that owns the open case and everything about it.
+
+The viewer's panels, the report and the command line all go through one :class:`CaseSession`,
+so they cannot disagree about a number or a map. It holds:
+
+- the open case (:class:`~.case_data.OpenedCase`: manifest, volumes through the registration
+  seam, slide, the case's one µm/px with its source);
+- the predictions of both models, each carrying the :class:`~.case_data.CaseRef` it was computed
+  for — a result for another case is refused (:meth:`accept`), and closing a case cancels its runs;
+- the explanation maps as data (Grad-CAM :class:`VolumeMap` s, :class:`PatchScores`, and the
+  one painter's :class:`HeatmapRaster` s), the model cache, and report export.
+
+Threads: :meth:`start_run` returns a :class:`~.runs.PredictionRun` whose ``execute`` may run in a
+worker; everything that changes the session (``show``, ``accept``, ``set_slide_mpp``, ``close``)
+runs on the caller's thread — the GUI thread in the viewer — and emits its event there.
+
+Events (psygnal): ``case_opened(OpenedCase)``, ``case_closed(CaseRef)``,
+``scale_changed(SlideScale)``, ``prediction_changed(analysis, prediction | None)``,
+``run_started(PredictionRun)``, ``run_ended(PredictionRun, outcome)`` with outcome one of
+``"done"``, ``"cancelled"``, ``"discarded"`` (the case changed), ``"failed: <message>"``, and
+``report_written((pdf, json))``.
+"""
+
+from __future__ import annotations
+
+from psygnal import Signal
+
+from ..device import pick_device
+from ..errors import Cancelled, Harm3Error, user_message
+from ..explain.heatmap import HeatmapRaster, paint_heatmap
+from ..models.registry import select_model
+from ..models.zoo import ModelFolder
+from ..progress import ProgressFn
+from ..vocabulary import ANALYSES
+from . import reporting
+from .case_data import MPP_FROM_USER, OpenedCase, SlideScale, open_case_data
+from .model_cache import ModelCache
+from .runs import PredictionRun
+
+
+class CaseSession:
+    case_opened = Signal(object)
+    case_closed = Signal(object)
+    scale_changed = Signal(object)
+    prediction_changed = Signal(str, object)
+    run_started = Signal(object)
+    run_ended = Signal(object, str)
+    report_written = Signal(object)
+
+    def __init__(self, zoo=None, device: str = "auto"):
+        self.zoo = zoo
+        self.device = device
+        self.models = ModelCache()
+        self._opened: OpenedCase | None = None
+        self._scale = SlideScale()
+        self._predictions: dict = {}
+        self._models_used: dict = {}
+        self._runs: list = []
+        self._heatmaps: dict = {}
+
+    # -- the open case ----------------------------------------------------------------------
+    @property
+    def opened(self) -> OpenedCase | None:
+        return self._opened
+
+    @property
+    def ref(self):
+        return None if self._opened is None else self._opened.ref
+
+    @property
+    def case(self):
+        return None if self._opened is None else self._opened.case
+
+    @property
+    def scale(self) -> SlideScale:
+        return self._scale
+
+    @property
+    def slide(self):
+        """The open slide with the case's µm/px (None without a slide)."""
+        if self._opened is None or self._opened.slide is None:
+            return None
+        slide = self._opened.slide
+        if self._scale.mpp is not None and slide.mpp != self._scale.mpp:
+            return slide.with_mpp(self._scale.mpp)
+        return slide
+
+    def open(self, source, progress: ProgressFn | None = None) -> OpenedCase:
+        """Read ``source`` (manifest, case folder or ``Case``) and show it (command line, tests)."""
+        opened = open_case_data(source, progress=progress)
+        self.show(opened)
+        return opened
+
+    def show(self, opened: OpenedCase) -> None:
+        """Make ``opened`` the session's case: the previous one's runs are cancelled and its
+        results dropped."""
+        self.close()
+        self._opened = opened
+        self._scale = opened.scale
+        self.case_opened.emit(opened)
+
+    def close(self) -> None:
+        """Close the open case (if any): cancel its runs, drop its results, release its slide."""
+        if self._opened is None:
+            return
+        old = self._opened
+        for run in list(self._runs):
+            run.cancel()
+        for analysis in list(self._predictions):
+            self._set_prediction(analysis, None)
+        self._opened, self._scale, self._heatmaps = None, SlideScale(), {}
+        old.close()
+        self.case_closed.emit(old.ref)
+
+    def set_slide_mpp(self, mpp: float) -> SlideScale:
+        """The user's µm/px for the case's slide: used from now on by every computation; maps
+        already shown keep their level-0 geometry and follow the new scale."""
+        if self._opened is None or self._opened.slide is None:
+            raise Harm3Error("open a case with a slide first")
+        try:
+            value = float(mpp)
+        except (TypeError, ValueError):
+            value = float("nan")
+        if not (value > 0 and value < 1000):
+            raise Harm3Error(f"µm/px must be a positive number (e.g. 0.25 for a 40x scan), got {mpp!r}")
+        self._scale = SlideScale(value, MPP_FROM_USER)
+        self.scale_changed.emit(self._scale)
+        return self._scale
+
+    # -- models and runs --------------------------------------------------------------------
+    def model_for(self, analysis: str, folder=None) -> ModelFolder:
+        """The model folder to run for ``analysis``: ``folder`` if given, else the zoo's."""
+        model, note = select_model(analysis, folder, self.zoo)
+        if model is None:
+            raise Harm3Error(note)
+        return model
+
+    def start_run(self, analysis: str, model=None, device: str | None = None) -> PredictionRun:
+        """A run of ``analysis`` on the open case; call ``run.execute()`` (any thread), then :meth:`accept`."""
+        if analysis not in ANALYSES:
+            raise Harm3Error(f"unknown analysis {analysis!r}; choose one of {', '.join(ANALYSES)}")
+        if self._opened is None:
+            raise Harm3Error("open a case first")
+        folder = model if isinstance(model, ModelFolder) else self.model_for(analysis, model)
+        device = str(pick_device(device or self.device))
+        run = PredictionRun(analysis, self._opened, folder, device, self._scale, self.models)
+        self._runs.append(run)
+        self.run_started.emit(run)
+        return run
+
+    def accept(self, run: PredictionRun, prediction) -> bool:
+        """Keep ``prediction`` if its run belongs to the open case; otherwise drop it (False)."""
+        self._forget(run)
+        if self._opened is None or prediction.case_ref != self._opened.ref or run.cancelled:
+            self.run_ended.emit(run, "discarded")
+            return False
+        self._models_used[run.analysis] = run.model
+        self._set_prediction(run.analysis, prediction)
+        self.run_ended.emit(run, "done")
+        return True
+
+    def fail(self, run: PredictionRun, exc: BaseException) -> str:
+        """Record that ``run`` ended with ``exc``; returns the outcome (``cancelled`` / ``failed: …``)."""
+        self._forget(run)
+        outcome = "cancelled" if isinstance(exc, Cancelled) else f"failed: {user_message(exc, 'viewer')}"
+        self.run_ended.emit(run, outcome)
+        return outcome
+
+    def predict(self, analysis: str, model=None, device: str | None = None, progress: ProgressFn | None = None):
+        """Run ``analysis`` to the end on this thread and keep the result (command line, tests)."""
+        run = self.start_run(analysis, model, device)
+        try:
+            prediction = run.execute(progress)
+        except BaseException as exc:
+            self.fail(run, exc)
+            raise
+        self.accept(run, prediction)
+        return prediction
+
+    def cancel_runs(self) -> None:
+        for run in list(self._runs):
+            run.cancel()
+
+    @property
+    def running(self) -> tuple:
+        return tuple(self._runs)
+
+    def _forget(self, run) -> None:
+        if run in self._runs:
+            self._runs.remove(run)
+
+    def _set_prediction(self, analysis: str, prediction) -> None:
+        if prediction is None:
+            self._predictions.pop(analysis, None)
+            self._models_used.pop(analysis, None)
+        else:
+            self._predictions[analysis] = prediction
+        self._heatmaps = {k: v for k, v in self._heatmaps.items() if k[0] != analysis}
+        self.prediction_changed.emit(analysis, prediction)
+
+    # -- results as data --------------------------------------------------------------------
+    def prediction(self, analysis: str):
+        return self._predictions.get(analysis)
+
+    @property
+    def predictions(self) -> dict:
+        return dict(self._predictions)
+
+    def model_used(self, analysis: str) -> ModelFolder | None:
+        return self._models_used.get(analysis)
+
+    def gradcam_maps(self) -> dict:
+        """{sequence: VolumeMap} of the pCR prediction (empty without one)."""
+        pcr = self._predictions.get("pcr")
+        return {} if pcr is None else {k: v for k, v in (pcr.gradcam or {}).items() if v is not None}
+
+    def patch_scores(self) -> dict:
+        """{map key: PatchScores} of every slide map held: survival's 5x/10x/20x/final, pCR's pooling."""
+        out = {}
+        survival = self._predictions.get("survival")
+        if survival is not None:
+            out.update(survival.attention)
+        pcr = self._predictions.get("pcr")
+        if pcr is not None and pcr.slide_attention is not None:
+            out[pcr.slide_attention.key] = pcr.slide_attention
+        return out
+
+    def heatmaps(self) -> dict:
+        """{map key: HeatmapRaster} painted by the one painter (cached until the prediction changes)."""
+        if self._opened is None or self._opened.slide is None:
+            return {}
+        size = self._opened.slide.dimensions
+        out = {}
+        for key, scores in self.patch_scores().items():
+            analysis = "pcr" if key == "pooling" else "survival"
+            cache_key = (analysis, key)
+            if cache_key not in self._heatmaps:
+                self._heatmaps[cache_key] = paint_heatmap(scores, size)
+            out[key] = self._heatmaps[cache_key]
+        return out
+
+    def heatmap(self, key: str) -> HeatmapRaster | None:
+        return self.heatmaps().get(key)
+
+    # -- report -----------------------------------------------------------------------------
+    def report(self, notes=(), progress: ProgressFn | None = None):
+        """The report of the open case from the results held (see :mod:`.reporting`)."""
+        return reporting.session_report(self, notes=notes, progress=progress)
+
+    def export_report(self, pdf_path, json_path=None, **options) -> tuple:
+        """Write the report's PDF + JSON (atomic, never overwriting unless ``overwrite=True``)."""
+        return reporting.export_report(self, pdf_path, json_path, **options)
+
+    def results_text(self, notes=()) -> str:
+        return reporting.results_text(self, notes)
+

@@ -1,33 +1,41 @@
 """Core objects → napari LayerData tuples (glue: no Qt, no viewer).
 
-Shared by the case reader, the sample data and the case panel, so a volume looks the same
-wherever it is opened:
+Shared by the readers, the sample data and the panels, so a volume or a map looks the same
+wherever it is shown:
 
 - MRI :class:`~napari_harm3.core.io.mri.Volume` → ``image`` layer with the volume's affine
-  (index → world LPS mm), units mm, contrast limits from the automatic window;
-- tumour mask (:class:`~napari_harm3.core.io.masks.LabelVolume`) → ``labels`` layer on its own
-  affine (so it lines up with every sequence of the same frame of reference);
-- :class:`~napari_harm3.core.io.wsi.Slide` → lazy multiscale RGB ``image`` with
-  ``scale = (mpp, mpp)`` and units µm (pixels when the mpp is unknown).
+  (index → world LPS mm, registration applied by the case's seam), units mm, auto-windowed;
+- tumour mask (:class:`~napari_harm3.core.io.masks.LabelVolume`) → ``labels`` layer on its affine;
+- :class:`~napari_harm3.core.io.wsi.Slide` → lazy multiscale RGB ``image``, ``scale = (mpp, mpp)`` µm;
+- a Grad-CAM :class:`VolumeMap` → ``image`` on its volume's affine; a slide
+  :class:`HeatmapRaster` (the one painter's) → ``image`` placed over the slide in µm; both with the
+  overlay colormap that is transparent below the threshold and where there is no value.
 
-:func:`load_case_layers` reads a whole :class:`~napari_harm3.core.io.case.Case` (the slow part,
-run in a worker thread by the case panel) and returns everything the viewers need.
+:func:`case_layer_data` turns an opened case (``core.session``) into everything the viewers
+need; it runs in the case panel's worker thread.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
+from napari.utils.colormaps import Colormap
 
+from ._reader_mri import labels_layer_data, volume_layer_data
+from ._reader_wsi import slide_layer_data
+from .core.explain.colormaps import DEFAULT_OVERLAY_COLORMAP, overlay_colours
 from .core.progress import ProgressFn, report
+from .core.vocabulary import SEQUENCE_TITLES, sequence_title
 
 LayerData = tuple  # (data, kwargs, layer_type)
+#: the default display threshold of every overlay (values below it are not painted), as the report
+DEFAULT_THRESHOLD = 0.15
+OVERLAY_OPACITY = 0.55
 
-#: sequence key → display title
-SEQUENCE_TITLES = {"t1_pre": "T1-pre", "t1_post": "T1-post", "t2_pre": "T2-pre", "t2_post": "T2-post"}
+__all__ = ["SEQUENCE_TITLES", "CaseLayers", "case_layer_data", "volume_layer", "mask_layer", "slide_layer",
+           "overlay_colormap", "gradcam_layer", "heatmap_layer", "heatmap_placement"]
 
 
 def _merge(layer_data: LayerData, name, metadata, overrides) -> LayerData:
@@ -42,31 +50,57 @@ def _merge(layer_data: LayerData, name, metadata, overrides) -> LayerData:
 
 def volume_layer(volume, name: str | None = None, metadata: dict | None = None, **kwargs) -> LayerData:
     """An MRI volume as an ``image`` LayerData on its world (mm) affine, auto-windowed."""
-    from ._reader_mri import volume_layer_data
-
     base = {"units": "mm", "axis_labels": ("z", "y", "x")}
     return _merge(volume_layer_data(volume), name, {"harm3_kind": "mri", **(metadata or {})}, {**base, **kwargs})
 
 
 def mask_layer(mask, name: str | None = None, metadata: dict | None = None, **kwargs) -> LayerData:
     """A tumour mask (label volume) as a ``labels`` LayerData on its own affine."""
-    from ._reader_mri import labels_layer_data
-
     base = {"units": "mm", "axis_labels": ("z", "y", "x"), "opacity": 0.5}
     return _merge(labels_layer_data(mask), name, {"harm3_kind": "mask", **(metadata or {})}, {**base, **kwargs})
 
 
 def slide_layer(slide, name: str | None = None, metadata: dict | None = None, **kwargs) -> LayerData:
     """A whole-slide image as a lazy multiscale RGB ``image`` LayerData, ``scale=(mpp, mpp)`` µm."""
-    from ._reader_wsi import slide_layer_data
-
     meta = {"harm3_kind": "slide", "mpp_missing": slide.mpp is None, **(metadata or {})}
     return _merge(slide_layer_data(slide), name, meta, kwargs)
 
 
+def overlay_colormap(name: str = DEFAULT_OVERLAY_COLORMAP, threshold: float = DEFAULT_THRESHOLD) -> Colormap:
+    """napari's colormap for an overlay: ``name``'s colours, transparent below ``threshold`` and at NaN."""
+    controls, colours = overlay_colours(name, threshold)
+    return Colormap(colors=colours, controls=controls, name=f"{name} ≥ {threshold:.2f}", interpolation="linear")
+
+
+def gradcam_layer(vmap, colormap: str = DEFAULT_OVERLAY_COLORMAP, threshold: float = DEFAULT_THRESHOLD,
+                  case_ref=None) -> LayerData:
+    """A Grad-CAM map as an ``image`` LayerData on exactly its volume's affine and grid."""
+    kwargs = {"name": f"Grad-CAM {sequence_title(vmap.sequence)}", "affine": np.asarray(vmap.affine, dtype=float),
+              "colormap": overlay_colormap(colormap, threshold), "blending": "translucent", "opacity": OVERLAY_OPACITY,
+              "contrast_limits": (0.0, 1.0), "units": "mm", "axis_labels": ("z", "y", "x"),
+              "metadata": {"harm3_kind": "gradcam", "harm3_sequence": vmap.sequence, "harm3_case": case_ref}}
+    return (np.asarray(vmap.data, dtype=np.float32), kwargs, "image")
+
+
+def heatmap_placement(raster, mpp: float | None) -> dict:
+    """``scale`` / ``translate`` of a heatmap layer over a slide layer of ``scale = (mpp, mpp)``."""
+    scale, translate = raster.napari_placement(mpp)
+    return {"scale": scale, "translate": translate}
+
+
+def heatmap_layer(raster, mpp: float | None, colormap: str = DEFAULT_OVERLAY_COLORMAP,
+                  threshold: float = DEFAULT_THRESHOLD, case_ref=None) -> LayerData:
+    """A slide heatmap (the painter's raster: percentile ranks, NaN where no patch) over the slide."""
+    kwargs = {"name": raster.label, **heatmap_placement(raster, mpp), "units": ("µm", "µm") if mpp else ("pixel", "pixel"),
+              "colormap": overlay_colormap(colormap, threshold), "blending": "translucent", "opacity": OVERLAY_OPACITY,
+              "contrast_limits": (0.0, 1.0),
+              "metadata": {"harm3_kind": "slide_heatmap", "harm3_map": raster.key, "harm3_case": case_ref}}
+    return (raster.data, kwargs, "image")
+
+
 @dataclass
 class CaseLayers:
-    """Everything the viewers need for one case, read off the disk (no viewer touched)."""
+    """Everything the viewers need for one opened case (no viewer touched)."""
 
     case_id: str
     volumes: dict[str, LayerData] = field(default_factory=dict)  # sequence → image
@@ -75,8 +109,11 @@ class CaseLayers:
     slide_thumbnail: Optional[np.ndarray] = None
     slide_mpp: Optional[float] = None
     labels: dict[str, Any] = field(default_factory=dict)
-    problems: list[str] = field(default_factory=list)
-    case: Any = None
+    opened: Any = None  # core.session.OpenedCase
+
+    @property
+    def case(self):
+        return None if self.opened is None else self.opened.case
 
     def mri_layer_data(self) -> list[LayerData]:
         """Volumes then masks, as one list (the case reader's answer)."""
@@ -86,46 +123,24 @@ class CaseLayers:
         return out
 
 
-def load_case_layers(case, progress: ProgressFn | None = None, thumbnail_size: int = 512) -> CaseLayers:
-    """Read the volumes, masks and slide of ``case`` into LayerData (slow: call in a worker).
-
-    Raises the core's :class:`~napari_harm3.core.errors.Harm3Error` for unreadable files. A
-    mask is rasterised on the grid of its own sequence (RTSTRUCT) and keeps its own affine.
-    """
-    from .core.io.masks import read_mask
-    from .core.io.mri import read_volume
-
-    sequences = [s for s in SEQUENCE_TITLES if case.mri.get(s)] + [s for s in case.mri if s not in SEQUENCE_TITLES]
-    masks = [s for s in (case.masks or {}) if case.masks.get(s)]
-    steps = len(sequences) + len(masks) + (1 if case.slide else 0)
-    labels = case.labels.as_dict() if hasattr(case.labels, "as_dict") else dict(case.labels or {})
-    out = CaseLayers(case_id=str(case.case_id), labels=labels, case=case)
-    volumes = {}
-    done = 0
-    for seq in sequences:
-        title = SEQUENCE_TITLES.get(seq, seq)
-        report(progress, done / steps, f"reading {title}")
-        path, uid = case.mri_source(seq)
-        volumes[seq] = read_volume(path, series_uid=uid)
-        out.volumes[seq] = volume_layer(volumes[seq], name=title, metadata={"harm3_sequence": seq})
-        done += 1
-    for seq in masks:
-        title = SEQUENCE_TITLES.get(seq, seq)
-        report(progress, done / steps, f"reading the {title} mask")
-        path, _ = case.mask_source(seq)
-        reference = volumes.get(seq) or next(iter(volumes.values()), None)
-        mask = read_mask(path, reference=reference)
+def case_layer_data(opened, progress: ProgressFn | None = None, thumbnail_size: int = 512) -> CaseLayers:
+    """LayerData of an opened case's volumes (in its reference frame), masks and slide."""
+    case = opened.case
+    out = CaseLayers(case_id=opened.case_id, labels=case.labels.as_dict(), opened=opened)
+    volumes = opened.volumes
+    for seq in volumes.sequences:
+        report(progress, 0.0, f"preparing {sequence_title(seq)}")
+        meta = {"harm3_sequence": seq, "harm3_registered": volumes.registered(seq)}
+        out.volumes[seq] = volume_layer(volumes.volumes[seq], name=sequence_title(seq), metadata=meta)
+    for seq, mask in volumes.masks.items():
         out.masks.setdefault(seq, []).append(
-            mask_layer(mask, name=f"tumour ({title})", metadata={"harm3_sequence": seq}))
-        done += 1
-    if case.slide:
-        from .core.io.wsi import open_slide
-
-        report(progress, done / steps, f"opening the slide {Path(case.slide).name}")
-        slide = open_slide(case.slide, mpp=case.slide_mpp)
+            mask_layer(mask, name=f"tumour ({sequence_title(seq)})", metadata={"harm3_sequence": seq}))
+    if opened.slide is not None:
+        report(progress, 0.8, "slide thumbnail")
+        slide = opened.slide if opened.scale.mpp is None or opened.slide.mpp == opened.scale.mpp \
+            else opened.slide.with_mpp(opened.scale.mpp)
         out.slide = slide_layer(slide)
         out.slide_thumbnail = slide.thumbnail(thumbnail_size)
-        out.slide_mpp = slide.mpp
-        done += 1
-    report(progress, 1.0, f"case {out.case_id} read")
+        out.slide_mpp = opened.scale.mpp
+    report(progress, 1.0, f"case {out.case_id} ready")
     return out

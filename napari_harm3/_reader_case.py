@@ -13,10 +13,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ._layers import load_case_layers
+from ._layers import case_layer_data
+from .core.io.case import load_case
+from .core.session import open_case_data
+from .core.vocabulary import MANIFEST_NAMES
 
 MANIFEST_SUFFIXES = (".harm3.yaml", ".harm3.yml", ".harm3.json")
-MANIFEST_NAMES = ("case.yaml", "case.yml", "case.json")
 
 #: the case panel's names in napari.yaml (plugin, widget display name)
 CASE_PANEL = ("napari-harm3", "Case panel")
@@ -40,10 +42,12 @@ def get_case_reader(path):
 
 
 def read_case_layers(path) -> list[tuple]:
-    """MRI volumes (world affines) and masks of the case at ``path`` as LayerData."""
-    from .core.io.case import load_case
-
-    return load_case_layers(load_case(path)).mri_layer_data()
+    """MRI volumes (world affines, registration applied) and masks of the case at ``path`` as LayerData."""
+    opened = open_case_data(load_case(path))
+    try:
+        return case_layer_data(opened).mri_layer_data()
+    finally:
+        opened.close()
 
 
 def _viewer_with_window():
@@ -58,8 +62,6 @@ def _viewer_with_window():
 
 def read_case(path) -> list[tuple]:
     """npe2 reader: open the case in the case panel when there is a napari window."""
-    from .core.io.case import load_case
-
     viewer = _viewer_with_window()
     if viewer is None:
         return read_case_layers(path)

@@ -14,10 +14,11 @@ def demo_patient() -> list[tuple]:
     """LayerData of the demo patient: MRI volumes, then tumour masks."""
     import dataclasses
 
-    from ._layers import load_case_layers
+    from ._layers import case_layer_data
+    from .core.session import open_case_data
     from .core.io.case import load_case
     from .core.synth.demo import demo_case
 
     case = load_case(demo_case())
     case = dataclasses.replace(case, slide=None)  # the slide is in µm, the MRI in mm: not mixed here
-    return load_case_layers(case).mri_layer_data()
+    return case_layer_data(open_case_data(case)).mri_layer_data()

@@ -34,7 +34,7 @@ def model_zoo(tmp_path_factory) -> Path:
     """A zoo folder holding one pCR and one survival model."""
     if "zoo" in _MADE:
         return _MADE["zoo"]
-    from napari_harm3._workflow import zoo_models
+    from napari_harm3.core.models.registry import zoo_models
     from napari_harm3.core.resources import models_dir
 
     if zoo_models("pcr") and zoo_models("survival"):

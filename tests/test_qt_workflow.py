@@ -15,8 +15,8 @@ import yaml
 from _workflow_models import cohort, model_zoo
 
 # torch/torchvision/grad-cam loaded at collection, before any viewer: loaded after napari's
-# OpenGL context exists they crash the process here (see workflow_panel.preload_torch)
-from napari_harm3._qt.workflow_panel import preload_torch  # noqa: E402
+# OpenGL context exists they crash the process here (see app.preload_torch)
+from napari_harm3._qt.app import preload_torch  # noqa: E402
 
 preload_torch()
 
@@ -116,7 +116,7 @@ def test_demo_patient_both_models_overlays_results_and_report(make_workflow, qtb
     # pCR: Grad-CAM in each MRI panel on exactly its volume's affine and grid
     pcr = press(qtbot, workflow, "pcr")
     assert 0.0 <= pcr.probability <= 1.0 and len(pcr.fold_probabilities) >= 2
-    cams = {layer.metadata["harm3_sequence"]: layer for layer in workflow.overlays["pcr"]
+    cams = {layer.metadata["harm3_sequence"]: layer for layer in workflow.overlays.layers["pcr"]
             if layer.metadata.get("harm3_kind") == "gradcam"}
     assert set(cams) == {"t1_pre", "t1_post", "t2_pre", "t2_post"}
     for seq, layer in cams.items():
@@ -124,47 +124,53 @@ def test_demo_patient_both_models_overlays_results_and_report(make_workflow, qtb
         assert layer in panel.grid.layers(seq)
         np.testing.assert_allclose(layer.affine.affine_matrix, volume.affine.affine_matrix)
         assert layer.data.shape == volume.data.shape and 0.0 <= layer.data.min() and layer.data.max() <= 1.0
-        assert layer.blending == "additive"
+        assert layer.metadata["harm3_case"] == panel.session.ref  # every overlay says whose it is
 
     # survival: attention per scale over the slide, inside its extent and on the right patches
     survival = press(qtbot, workflow, "survival")
     slide = panel.slide_view.layer
-    heat = {layer.metadata["harm3_scale"]: layer for layer in workflow.overlays["survival"]}
+    heat = {layer.metadata["harm3_map"]: layer for layer in workflow.overlays.layers["survival"]}
     assert set(heat) == {"5x", "10x", "20x", "final"} and all(layer in viewer.layers for layer in heat.values())
     s0, s1 = corners(slide)
     mpp = float(slide.scale[-1])
-    for scale, layer in heat.items():
+    for key, layer in heat.items():
         h0, h1 = corners(layer)
-        assert np.all(h0 >= s0 - 1e-6) and np.all(h1 <= s1 + 1e-6), (scale, h0, h1, s0, s1)
-        coords, scores, size = survival.attention[scale]
-        best = int(np.argmax(scores))
-        x, y = coords[best]
-        centre = ((y + size / 2) * mpp, (x + size / 2) * mpp)
-        index = np.round(layer.world_to_data(centre)).astype(int)
-        assert layer.data[tuple(index)] == pytest.approx(float(scores.max()), abs=1e-6), scale
+        assert np.all(h0 >= s0 - 1e-6 - layer.scale[-1]) and np.all(h1 <= s1 + layer.scale[-1]), (key, h0, h1, s0, s1)
+        scores = survival.attention[key]
+        best = int(np.argmax(scores.scores))
+        x, y = scores.coords[best]
+        size = scores.footprint
+        for dx, dy in ((0.1, 0.1), (0.5, 0.5), (0.9, 0.9)):  # the whole footprint carries the patch's rank
+            index = np.floor(layer.world_to_data(((y + dy * size) * mpp, (x + dx * size) * mpp)) + 0.5).astype(int)
+            assert layer.data[tuple(index)] == pytest.approx(scores.ranks()[best], abs=1e-6), (key, dx)
+        assert np.isnan(layer.data).any()  # glass is empty, not zero
+        # the viewer's layer and the report's map are the same raster
+        assert layer.data is panel.session.heatmap(key).data
     assert [heat[k].visible for k in ("5x", "10x", "20x", "final")] == [False, False, False, True]
 
-    # one control group styles every overlay
+    # one control group styles every overlay: below the threshold is transparent
     workflow.overlay_controls.threshold.setValue(40)
     workflow.overlay_controls.opacity.setValue(30)
-    workflow.overlay_controls.colormap.setCurrentText("turbo")
+    workflow.overlay_controls.colormap.setCurrentText("viridis")
     for layer in workflow.overlay_layers():
-        assert layer.contrast_limits[0] == pytest.approx(0.4) and layer.opacity == pytest.approx(0.3)
-        assert layer.colormap.name == "turbo"
+        assert layer.opacity == pytest.approx(0.3) and layer.colormap.name.startswith("viridis")
+        rgba = layer.colormap.map(np.array([0.2, 0.39, 0.41, 0.9]))
+        assert rgba[0, 3] == 0 and rgba[1, 3] == 0 and rgba[2, 3] > 0.99 and rgba[3, 3] > 0.99
 
     # results: copyable text with every number, the curve drawn
     text = workflow.results_view.text.toPlainText()
-    assert f"p(pCR) = {pcr.probability:.3f} ± {pcr.spread:.3f}" in text
-    assert f"risk = {survival.risk:.3f}" in text and "risk group:" in text and "S(t): 0 mo 1.000" in text
+    assert f"p(pCR) = {pcr.probability:.3f} ± {pcr.spread:.3f}" in text and f"verdict: {pcr.verdict()}" in text
+    assert f"risk = {survival.risk:.3f}" in text and "risk group:" in text and "S(12 months)" in text
     assert workflow.results_view.text.isReadOnly()
     click(qtbot, workflow.results_view.copy_button)
     assert QApplication.clipboard().text() == text
     assert workflow.results_view.canvas.isVisible() and workflow.results_view.figure.axes
 
     # a click on the heatmap: that patch at level 0; the gallery holds the top patches
-    coords, scores, size = survival.attention["final"]
-    best = int(np.argmax(scores))
-    x, y = coords[best]
+    final = survival.attention["final"]
+    best = int(np.argmax(final.scores))
+    x, y = final.coords[best]
+    size = final.footprint
     assert workflow.show_patch_at(((y + size / 2) * mpp, (x + size / 2) * mpp)) == ("final", best)
     assert workflow.patch_view.rgb.shape == (size, size, 3) and workflow.patch_view.rgb.std() > 5
     assert workflow.gallery.buttons and set(workflow.gallery_patches) == {"5x", "10x", "20x", "final"}
@@ -177,7 +183,7 @@ def test_demo_patient_both_models_overlays_results_and_report(make_workflow, qtb
     stamp = pt.stat().st_mtime_ns
     again = press(qtbot, workflow, "survival")
     assert pt.stat().st_mtime_ns == stamp and again.risk == pytest.approx(survival.risk, abs=1e-6)
-    assert len(workflow.overlays["survival"]) == 4  # replaced, not stacked
+    assert len(workflow.overlays.layers["survival"]) == 4  # replaced, not stacked
 
     # report from the held results: PDF + JSON; pages rendered are not blank; no silent overwrite
     out = tmp_path / "DEMO report.pdf"
@@ -215,11 +221,11 @@ def test_cancel_leaves_the_viewer_usable(make_workflow, qtbot, small_cohort):
     assert blocker.args == ["survival", "cancelled"]
     assert isinstance(workflow.last_error, Cancelled)
     assert all(b.isEnabled() for b in workflow.buttons.values()) and not workflow.cancel_button.isEnabled()
-    assert workflow.worker is None and "survival" not in workflow.results and not workflow.overlays["survival"]
+    assert workflow.worker is None and "survival" not in workflow.results and not workflow.overlays.layers["survival"]
     assert viewer.layers and panel.slide_view.layer in viewer.layers  # the viewer still shows the case
     # a second run completes (features resumed or recomputed), and shows its overlays
     result = press(qtbot, workflow, "survival")
-    assert result.case_id == "SYN-0003" and len(workflow.overlays["survival"]) == 4
+    assert result.case_id == "SYN-0003" and len(workflow.overlays.layers["survival"]) == 4
     assert (features / "texture_stats" / "x20" / "pt_files" / "SYN-0003.pt").is_file()
 
 
@@ -242,7 +248,7 @@ def test_missing_t2_post_is_stated_in_results_and_report(make_workflow, qtbot, s
     text = workflow.results_view.text.toPlainText()
     assert "missing inputs: " in text and "t2_post" in text.split("missing inputs: ", 1)[1].splitlines()[0]
     assert "t2_post" in workflow.results_view.summary.text()
-    assert {l.metadata["harm3_sequence"] for l in workflow.overlays["pcr"] if "harm3_sequence" in l.metadata} == \
+    assert {l.metadata["harm3_sequence"] for l in workflow.overlays.layers["pcr"] if "harm3_sequence" in l.metadata} == \
         {"t1_pre", "t1_post", "t2_pre"}
 
     with qtbot.waitSignal(workflow.report_written, timeout=300_000) as blocker:

@@ -3,7 +3,7 @@
 :func:`open_case_window` makes the window (napari viewer = the slide viewer, case panel and
 linked MRI grid docked) and starts reading the case; :func:`wait_for_case` runs the Qt event
 loop until the case is shown (or failed); :func:`write_screenshots` writes the MRI grid and the
-slide viewer as PNG. The CLI imports this module inside its handlers only.
+slide viewer as PNG. The command line reaches it through the glue's launcher (``napari_harm3.launcher``).
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from ..core.errors import Harm3Error
+from .case_panel import CasePanel
+from .workflow_panel import install_workflow
 
 #: hooks run after the case is shown, in order: ``hook(viewer, panel, out_dir) -> list[Path]``.
 #: The model runs (HARM3-Fusion pCR, CrossFusion survival), their overlays and the report
@@ -28,15 +30,10 @@ def open_case_window(source=None, files: Optional[dict] = None, mpp: Optional[fl
     Returns ``(viewer, panel)``; the case arrives asynchronously (see :func:`wait_for_case`).
     """
     import napari
-
     from qtpy.QtWidgets import QApplication
-
-    from .case_panel import CasePanel
 
     viewer = napari.Viewer(title=title, show=show)
     viewer.window.resize(*WINDOW_SIZE)
-    from .workflow_panel import install_workflow
-
     panel = CasePanel(viewer)
     install_workflow(panel)  # the "Models" tab: run buttons, results, overlays, report
     viewer.window.add_dock_widget(panel, name="HARM3 case", area="right")
@@ -101,16 +98,25 @@ def write_screenshots(viewer, panel, out_dir, overwrite: bool = True, scale: flo
     return written
 
 
+def preload_torch() -> None:
+    """Import torch, torchvision and grad-cam before napari creates its OpenGL context.
+
+    On these machines, loading torchvision (its import pulls in torch._dynamo → triton's native
+    library) after a shown napari viewer exists crashes the process (SIGSEGV), in any thread.
+    """
+    import importlib
+
+    for name in ("torch", "torchvision", "pytorch_grad_cam"):
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass
+
+
 def run_case_window(manifest=None, files=None, mpp=None, out=None, headless=False, steps=()) -> int:
     """Open the case in napari (``harm3 demo`` / ``harm3 view``); headless: run the steps, write
     screenshots into ``out`` and close. Returns the exit status."""
-    import os
-
-    os.environ.setdefault("QT_API", "pyqt6")
     import napari
-
-    from ..core.errors import Harm3Error
-    from .workflow_panel import preload_torch
 
     # torch/torchvision imported after napari has an OpenGL context crash the process here
     # (SIGSEGV in their shared libraries), so the model tab's libraries are loaded first

@@ -1,21 +1,22 @@
 """The case panel: open a case (manifest or files one by one) and drive both viewers.
 
-``CasePanel(napari_viewer)`` is the manifest's widget command. It owns
+``CasePanel(napari_viewer)`` is a view of a :class:`~napari_harm3.core.session.CaseSession`
+(``panel.session``: the open case, its µm/px, the predictions — shared with the Models tab).
+It owns
 
 - the **linked MRI grid** (:class:`~napari_harm3._qt.mri_grid.MriGrid`), docked into the
   napari window (float it to get its own window);
 - the **slide viewer**: the napari viewer the panel is docked in shows the slide (µm scale
   bar, minimap dock, µm/px field for slides without mpp) via :class:`SlideView`.
 
-Reading runs in a napari ``thread_worker`` around :func:`napari_harm3._layers.load_case_layers`;
-the layers are added in the worker's ``returned`` handler. A bad file becomes a notification
-with the core error's one line; the viewer keeps running.
+Reading runs in a napari ``thread_worker`` around the core's ``open_case_data`` (volumes
+through the registration seam) and the glue's ``case_layer_data``; in the ``returned`` handler
+the session is given the opened case and the layers are added. A bad file becomes a
+notification with the core error's one line; the viewer keeps running.
 
-Extension point: the panel is a ``QTabWidget``; the next workflow widgets (model runs,
-results, overlays, report export) are added with :meth:`CasePanel.add_tab` and read the open
-case from :attr:`CasePanel.case` / :attr:`CasePanel.case_layers`; they put overlays into the
-MRI panels with ``panel.grid.add_overlay(sequence, data, affine=…, kind=…)`` and listen to
-:attr:`CasePanel.case_loaded`.
+Extension point: the panel is a ``QTabWidget``; workflow widgets are added with
+:meth:`CasePanel.add_tab`, subscribe to ``panel.session``'s events and put overlays into the
+MRI panels with ``panel.grid.add_overlay(sequence, data, affine=…, kind=…)``.
 """
 
 from __future__ import annotations
@@ -43,9 +44,11 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ..core.errors import Cancelled
+from ..core.errors import Cancelled, Harm3Error, user_message
+from ..core.io.case import Case
 from ..core.progress import CancelToken
-from .._layers import SEQUENCE_TITLES, CaseLayers, load_case_layers
+from ..core.session import CaseSession, open_case_data
+from .._layers import SEQUENCE_TITLES, CaseLayers, case_layer_data
 from .mri_grid import MriGrid
 from .slide_view import MPP_MISSING_MESSAGE, SlideView
 
@@ -53,15 +56,8 @@ from .slide_view import MPP_MISSING_MESSAGE, SlideView
 FILE_FIELDS = {**SEQUENCE_TITLES, "mask": "Tumour mask", "slide": "Slide"}
 
 
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
-
-
 def case_from_files(files: dict, case_id: str = "", slide_mpp: Optional[float] = None):
     """A :class:`~napari_harm3.core.io.case.Case` from files picked one by one (no manifest)."""
-    from ..core.io.case import Case
-
     mri = {k: str(v) for k, v in files.items() if k in SEQUENCE_TITLES and v}
     masks = {}
     if files.get("mask"):
@@ -74,11 +70,13 @@ def case_from_files(files: dict, case_id: str = "", slide_mpp: Optional[float] =
 
 
 def _read_case(source, progress=None) -> CaseLayers:
-    """Worker body: a manifest path or a Case → CaseLayers (pure core + glue)."""
-    from ..core.io.case import load_case
-
-    case = load_case(source) if isinstance(source, (str, Path)) else source
-    return load_case_layers(case, progress=progress)
+    """Worker body: a manifest path or a Case → CaseLayers holding the opened case (core + glue)."""
+    opened = open_case_data(source, progress=progress)
+    try:
+        return case_layer_data(opened)
+    except BaseException:
+        opened.close()
+        raise
 
 
 def _read_case_tagged(source, token, progress=None):
@@ -99,11 +97,11 @@ class CasePanel(QTabWidget):
     case_failed = Signal(str)
     _progress_signal = Signal(float, str)
 
-    def __init__(self, napari_viewer, parent=None):
+    def __init__(self, napari_viewer, parent=None, session: Optional[CaseSession] = None):
         super().__init__(parent)
         self.setObjectName("harm3_case_panel")
         self.viewer = napari_viewer
-        self.case = None
+        self.session = session or CaseSession()
         self.case_layers: Optional[CaseLayers] = None
         self.worker = None
         self._cancel: Optional[CancelToken] = None
@@ -143,6 +141,14 @@ class CasePanel(QTabWidget):
             row.addWidget(browse)
             form.addRow(label, row)
             self.file_edits[key] = edit
+        self.files_mpp = QDoubleSpinBox()
+        self.files_mpp.setObjectName("harm3_files_mpp")
+        self.files_mpp.setDecimals(4)
+        self.files_mpp.setRange(0.0, 100.0)
+        self.files_mpp.setSingleStep(0.01)
+        self.files_mpp.setSpecialValueText("from the slide")
+        self.files_mpp.setToolTip("Microns per level-0 pixel of the slide, when its metadata lacks it")
+        form.addRow("Slide µm/px", self.files_mpp)
         self.open_files_button = QPushButton("Open these files")
         self.open_files_button.clicked.connect(self._open_files_clicked)
         form.addRow(self.open_files_button)
@@ -185,8 +191,11 @@ class CasePanel(QTabWidget):
         mpp_row = QHBoxLayout()
         mpp_row.addWidget(self.mpp_spin, 1)
         mpp_row.addWidget(self.mpp_apply)
+        self.mpp_source = QLabel("—")
+        self.mpp_source.setObjectName("harm3_mpp_source")
         slide_form.addRow(self.mpp_warning)
         slide_form.addRow("µm/px", mpp_row)
+        slide_form.addRow("from", self.mpp_source)
         layout.addWidget(slide)
 
         self.show_grid_button = QPushButton("Show MRI grid")
@@ -249,7 +258,8 @@ class CasePanel(QTabWidget):
 
     def _open_files_clicked(self) -> None:
         files = {k: e.text().strip() for k, e in self.file_edits.items() if e.text().strip()}
-        self.open_files(files, case_id=self.case_id_edit.text().strip())
+        mpp = self.files_mpp.value() or None
+        self.open_files(files, case_id=self.case_id_edit.text().strip(), slide_mpp=mpp)
 
     def open_files(self, files: dict, case_id: str = "", slide_mpp: Optional[float] = None):
         """Open files given one by one: keys ``t1_pre`` … ``t2_post``, ``mask``, ``slide``."""
@@ -300,7 +310,7 @@ class CasePanel(QTabWidget):
     def _on_error(self, exc: BaseException) -> None:
         if not self._done(getattr(exc, "harm3_token", None)) or isinstance(exc, Cancelled):
             return
-        self._fail(_one_line(exc))
+        self._fail(user_message(exc, "viewer"))
 
     def _fail(self, message: str) -> None:
         self.status.setText(f"Could not open the case: {message}")
@@ -312,10 +322,17 @@ class CasePanel(QTabWidget):
         token, layers = result
         if self._done(token):
             self.show_case(layers)
+        else:  # superseded by a later open: release its files
+            layers.opened.close()
+
+    @property
+    def case(self):
+        """The open case (``core.io.case.Case``) or None: the session's."""
+        return self.session.case
 
     def show_case(self, layers: CaseLayers) -> None:
-        """Put a read case into the viewers (GUI thread)."""
-        self.case = layers.case
+        """Make the read case the session's and put it into the viewers (GUI thread)."""
+        self.session.show(layers.opened)
         self.case_layers = layers
         self.grid.clear()
         self.mask_layers = {}
@@ -346,19 +363,22 @@ class CasePanel(QTabWidget):
     def _update_slide_ui(self) -> None:
         missing = self.slide_view.mpp_missing
         self.mpp_warning.setVisible(missing)
-        mpp = self.slide_view.mpp
-        self.mpp_spin.setValue(mpp or 0.0)
+        scale = self.session.scale
+        self.mpp_spin.setValue(scale.mpp or 0.0)
+        self.mpp_source.setText(scale.source or "unknown: enter it")
         self.mpp_apply.setEnabled(self.slide_view.layer is not None)
 
     def _apply_mpp_clicked(self) -> None:
         self.set_mpp(self.mpp_spin.value())
 
     def set_mpp(self, mpp: float) -> bool:
-        """Give the open slide its µm/px (from the field); False (and a notification) if bad."""
+        """Give the open slide its µm/px (from the field): the session's one value from now on
+        (models, features, heatmaps, report); False (and a notification) if bad."""
         try:
+            self.session.set_slide_mpp(mpp)
             self.slide_view.set_mpp(mpp)
-        except ValueError as exc:
-            show_warning(_one_line(exc))
+        except (ValueError, Harm3Error) as exc:
+            show_warning(user_message(exc, "viewer"))
             return False
         self._update_slide_ui()
         self.status.setText(f"Slide scale set to {mpp:g} µm/px")
@@ -371,5 +391,6 @@ class CasePanel(QTabWidget):
     def close_viewers(self) -> None:
         if self._cancel is not None:
             self._cancel.cancel()
+        self.session.close()
         self.slide_view.minimap.disconnect_viewer()
         self.grid.close_viewers()

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .. import _workflow as wf
+from ..core.report.write import report_paths
+from ..core.session.reporting import pcr_lines, survival_lines
+from ..core.vocabulary import ANALYSIS_TITLES
 
 RUN_TIMEOUT_S = 900.0
 
@@ -47,20 +49,21 @@ def run_models(viewer, case_panel, out_dir=None) -> list:
 
     workflow = case_panel.workflow
     for analysis in ("pcr", "survival"):
+        title = ANALYSIS_TITLES[analysis]
         if workflow.pickers[analysis].folder() is None:
-            print(f"demo: no {wf.TITLES[analysis]} model in the model zoo ({models_dir()}): {analysis} not run; "
+            print(f"demo: no {title} model in the model zoo ({models_dir()}): {analysis} not run; "
                   f"train the demo model with its models/*/recipe.sh", flush=True)
             continue
-        print(f"demo: running {wf.TITLES[analysis]} with {workflow.pickers[analysis].folder()}", flush=True)
+        print(f"demo: running {title} with {workflow.pickers[analysis].folder()}", flush=True)
         worker = workflow.run(analysis)
         if worker is None:
             continue
         index, args = wait_for([workflow.run_finished, workflow.run_failed])
         if index == 0:
-            first = wf.results_text("", **{analysis: args[1]}).splitlines()
-            print("demo: " + " | ".join(line for line in first[3:8] if line and "not run" not in line), flush=True)
+            lines = (pcr_lines if analysis == "pcr" else survival_lines)(args[1])
+            print("demo: " + " | ".join(lines[:4]), flush=True)
         else:
-            print(f"demo: {wf.TITLES[analysis]} not run: {args[1] if args else 'timed out'}", flush=True)
+            print(f"demo: {title} not run: {args[1] if args else 'timed out'}", flush=True)
     return []
 
 
@@ -72,7 +75,7 @@ def export_report(viewer, case_panel, out_dir=None) -> list:
     if not workflow.results:
         print("demo: no model ran, so no report was written", flush=True)
         return []
-    pdf, json_path = wf.report_paths(Path(out_dir) / f"{case_panel.case.case_id}_report.pdf")
+    pdf, json_path = report_paths(Path(out_dir) / f"{case_panel.case.case_id}_report.pdf")
     if workflow.export_report(pdf, overwrite=True) is None:
         return []
     index, args = wait_for([workflow.report_written, workflow.report_failed])

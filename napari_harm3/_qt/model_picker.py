@@ -8,8 +8,10 @@ from typing import Optional
 from napari.utils.notifications import show_error
 from qtpy.QtWidgets import QComboBox, QDialog, QFileDialog, QHBoxLayout, QPushButton, QTextBrowser, QVBoxLayout, QWidget
 
-from ..core.errors import Harm3Error
-from .._workflow import TITLES, check_model, model_readme, zoo_models
+from ..core.errors import Harm3Error, user_message
+from ..core.models.registry import select_model, zoo_models
+from ..core.models.zoo import model_readme
+from ..core.vocabulary import ANALYSIS_TITLES as TITLES
 
 NO_MODEL = "(no model in the zoo: pick a folder)"
 
@@ -72,9 +74,9 @@ class ModelPicker(QWidget):
     def set_folder(self, folder) -> bool:
         """Use the model at ``folder`` (checked: a model of this analysis); False + notification if not."""
         try:
-            check_model(self.analysis, folder)
+            select_model(self.analysis, folder)
         except Harm3Error as exc:
-            show_error(str(exc))
+            show_error(user_message(exc, "viewer"))
             return False
         folder = str(Path(folder))
         index = self.combo.findData(folder)

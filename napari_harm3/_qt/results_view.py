@@ -1,9 +1,8 @@
 """Results of the model runs: copyable text and the survival curve S(t) (matplotlib in Qt).
 
-``ResultsView.set_results(case_id, pcr, survival, notes)`` shows the numbers of the held
-:class:`~napari_harm3.core.predict.pcr.PcrPrediction` / ``SurvivalPrediction`` (text from
-:func:`napari_harm3._workflow.results_text`) in a read-only box with a *Copy* button, and
-draws S(t) against months with the fold band and the risk group.
+``ResultsView.show_session(session)`` shows every number the case session holds (its
+``results_text``, the same words as the command line) in a read-only box with a *Copy* button,
+and draws S(t) against months with the fold band and the risk group.
 """
 
 from __future__ import annotations
@@ -11,8 +10,6 @@ from __future__ import annotations
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
 from qtpy.QtWidgets import QApplication, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QVBoxLayout, QWidget
-
-from .._workflow import results_text
 
 
 class ResultsView(QWidget):
@@ -47,15 +44,18 @@ class ResultsView(QWidget):
         layout.addLayout(row)
         layout.addWidget(self.text, 1)
 
-    def set_results(self, case_id: str, pcr=None, survival=None, notes=()) -> str:
-        text = results_text(case_id, pcr=pcr, survival=survival, notes=notes)
+    def show_session(self, session, notes=()) -> str:
+        """Show the session's results (nothing but the open case's)."""
+        pcr, survival = session.prediction("pcr"), session.prediction("survival")
+        text = session.results_text(notes)
         self.text.setPlainText(text)
         parts = []
         if pcr is not None:
-            parts.append(f"p(pCR) {pcr.probability:.2f} ± {pcr.spread:.2f}"
+            parts.append(f"p(pCR) {pcr.probability:.2f} ± {pcr.spread:.2f}: {pcr.verdict()}"
                          + (f" — missing: {', '.join(pcr.missing_inputs)}" if pcr.missing_inputs else ""))
         if survival is not None:
-            parts.append(f"risk {survival.risk:.2f} ({survival.risk_group or 'group unknown'} risk)")
+            where = f", {survival.risk_percentile:.0f}th percentile" if survival.risk_percentile is not None else ""
+            parts.append(f"risk {survival.risk:.2f} ({survival.risk_group or 'group unknown'} risk{where})")
         self.summary.setText(" · ".join(parts) or "No results yet: run a model.")
         self.plot_survival(survival)
         return text

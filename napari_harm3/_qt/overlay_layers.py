@@ -1,0 +1,82 @@
+"""The overlay layers of the open case's predictions: Grad-CAM in the MRI panels, heatmaps over the slide.
+
+A view of the case session: every layer is made from the session's data (its VolumeMaps and the
+one painter's HeatmapRasters, through the glue's LayerData functions) and tagged with the
+case it belongs to; the layers of a closed case are removed. Styling (colormap, threshold,
+opacity) comes from the overlay controls; a µm/px change moves the heatmaps with the slide.
+"""
+
+from __future__ import annotations
+
+from .._layers import gradcam_layer, heatmap_layer, heatmap_placement, overlay_colormap
+from ..core.vocabulary import ATTENTION_MAPS, POOLING_MAP
+
+#: the heatmap shown when survival lands (the others start hidden)
+SHOWN_MAP = "final"
+
+
+class OverlayLayers:
+    def __init__(self, viewer, grid, session, style):
+        self.viewer = viewer
+        self.grid = grid
+        self.session = session
+        self.style = style          # () -> (colormap name, threshold, opacity)
+        self.layers: dict = {"pcr": [], "survival": []}
+
+    def all(self) -> list:
+        return [layer for layers in self.layers.values() for layer in layers]
+
+    def remove(self, analysis: str | None = None) -> None:
+        for name in ([analysis] if analysis else list(self.layers)):
+            for layer in self.layers.get(name, []):
+                for holder in [self.viewer.layers] + [p.model.layers for p in self.grid.panels.values()]:
+                    if layer in holder:
+                        holder.remove(layer)
+            self.layers[name] = []
+
+    def show(self, analysis: str, slide_layer) -> None:
+        """Replace ``analysis``'s overlays by the session's current maps."""
+        self.remove(analysis)
+        colormap, threshold, opacity = self.style()
+        ref = self.session.ref
+        if analysis == "pcr":
+            for seq, vmap in self.session.gradcam_maps().items():
+                panel = self.grid.panels.get(seq)
+                if panel is not None and panel.volume_layer is not None:
+                    data, kwargs, _ = gradcam_layer(vmap, colormap, threshold, case_ref=ref)
+                    kwargs["opacity"] = opacity
+                    self.layers["pcr"].append(self.grid.add_overlay(seq, data, kind="image", **kwargs))
+        keys = (POOLING_MAP,) if analysis == "pcr" else ATTENTION_MAPS
+        if slide_layer is None:
+            return
+        for key in keys:
+            raster = self.session.heatmap(key)
+            if raster is None:
+                continue
+            data, kwargs, _ = heatmap_layer(raster, self.session.scale.mpp, colormap, threshold, case_ref=ref)
+            kwargs["opacity"] = opacity
+            layer = self.viewer.add_image(data, **kwargs)
+            layer.visible = key == SHOWN_MAP
+            self.layers[analysis].append(layer)
+        self.viewer.layers.selection.active = slide_layer  # keep the slide the active layer
+
+    def restyle(self) -> int:
+        colormap, threshold, opacity = self.style()
+        for layer in self.all():
+            layer.colormap = overlay_colormap(colormap, threshold)
+            layer.opacity = opacity
+        return len(self.all())
+
+    def rescale(self) -> None:
+        """Place the heatmaps again after a µm/px change (their level-0 geometry is unchanged)."""
+        mpp = self.session.scale.mpp
+        for layer in self.all():
+            key = layer.metadata.get("harm3_map")
+            raster = self.session.heatmap(key) if key else None
+            if raster is not None:
+                placement = heatmap_placement(raster, mpp)
+                layer.scale, layer.translate = placement["scale"], placement["translate"]
+                layer.units = ("µm", "µm") if mpp else ("pixel", "pixel")
+
+    def visible_heatmaps(self) -> list:
+        return [layer for layer in self.all() if layer.visible and "harm3_map" in layer.metadata]

@@ -145,6 +145,7 @@ def series_objects(sources: dict, volumes, results: CaseResults) -> list:
     from ..vocabulary import sequence_title
 
     maps = dict(getattr(results.pcr, "gradcam", None) or {})
+    frames = {s: v.frame_of_reference_uid for s, v in volumes.volumes.items()}
     out = []
     for sequence, source in sources.items():
         volume = volumes.volumes[sequence]
@@ -154,7 +155,7 @@ def series_objects(sources: dict, volumes, results: CaseResults) -> list:
             segments += segments_of(mask)
         for pre, post in CONTRASTS.values():
             if sequence == post and mask is None and pre in volumes.masks:
-                how = registration_text(pre, post, volumes.transforms)
+                how = registration_text(pre, post, volumes.transforms, frames)
                 moved = propagate_mask(volumes.masks[pre], volume, from_sequence=pre, registration=how)
                 segments.append(SegmentSpec(label=f"{moved.label_names[1]} (from {sequence_title(pre)})",
                                             mask=moved.data == 1, propagated_from=moved.metadata["propagated_from"]))

@@ -269,7 +269,7 @@ def propagate_mask(mask, target, label=None, from_sequence: str = "", registrati
     sampled = ndimage.affine_transform(indicator, to_source[:3, :3], offset=to_source[:3, 3],
                                        output_shape=tuple(target.shape), order=1, mode="constant", cval=0.0)
     how = f"propagated from {sequence_title(from_sequence) if from_sequence else mask.name}"
-    how += f" through {registration}" if registration else ""
+    how += f", {registration}" if registration else ""
     return LabelVolume(data=(sampled >= 0.5).astype(np.uint8), affine=np.asarray(target.affine, float).copy(),
                        name=f"{name} (propagated)", source=str(getattr(mask, "source", "")),
                        description=how, series_uid=None,
@@ -291,8 +291,8 @@ def registration_text(pre: str, post: str, transforms: dict, frames: dict | None
         return "onto the reference frame through " + "; ".join(used)
     frames = frames or {}
     if frames.get(pre) and frames.get(pre) == frames.get(post):
-        return "none: both in the scanner's patient coordinates (same frame of reference)"
-    return "none: masks measured each on its own scan (no transform in the case)"
+        return "no registration: same scanner frame of reference"
+    return "no registration (the case has no transform for them)"
 
 
 def measure_response(masks: dict, transforms: dict | None = None, origins: dict | None = None,
@@ -326,7 +326,8 @@ def measure_response(masks: dict, transforms: dict | None = None, origins: dict 
             volume_change_percent=percent_change(pre and pre.volume_ml, post and post.volume_ml),
             diameter_change_percent=percent_change(pre and pre.longest_axial_diameter_mm,
                                                    post and post.longest_axial_diameter_mm),
-            registration=registration_text(pre_key, post_key, transforms, frames), note=note))
+            registration=registration_text(pre_key, post_key, transforms, frames) if pre and post else "",
+            note=note))
     return TumourResponseReport(responses=tuple(responses))
 
 

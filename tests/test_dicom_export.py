@@ -253,3 +253,19 @@ def test_segmentation_on_an_enhanced_multiframe_source(sts001, tmp_path, shared_
                for value, name in sts001["t2_mask"].label_names.items())
     reference = pydicom.dcmread(path).PerFrameFunctionalGroupsSequence[0].DerivationImageSequence[0].SourceImageSequence[0]
     assert reference.ReferencedSOPInstanceUID == enhanced.SOPInstanceUID and int(reference.ReferencedFrameNumber) >= 1
+
+
+def test_a_broken_source_is_one_line_and_nothing_is_written(sts001, tmp_path):
+    import copy
+
+    from napari_harm3.core.io.dicom_export.case_objects import CaseObjects, SeriesObjects, write_case_objects
+    from napari_harm3.core.io.dicom_export.common import SourceSeries
+
+    headers = [copy.deepcopy(ds) for ds in sts001["t1_source"].datasets]
+    del headers[0].PixelSpacing
+    broken = SourceSeries(datasets=tuple(headers))
+    objects = CaseObjects(series=(SeriesObjects("t1_pre", broken, sts001["t1"].affine,
+                                                tuple(segments_of(sts001["t1_mask"]))),))
+    with pytest.raises(Harm3Error, match="cannot write the segmentation of T1-pre: .*PixelSpacing") as error:
+        write_case_objects(objects, tmp_path / "out", ExportSettings())
+    assert "\n" not in str(error.value) and list(tmp_path.iterdir()) == []

@@ -107,16 +107,17 @@ def test_nifti_mri_with_a_dicom_slide_writes_the_sr_against_the_slide(shared_dat
     assert read_encapsulated_pdf(out / "PDF.dcm").startswith(b"%PDF")
 
 
-def test_no_dicom_input_is_one_line_and_writes_nothing(shared_data, tmp_path, empty_zoo, capsys):
+def test_synthetic_case_without_dicom_is_one_line_and_writes_nothing(tmp_path, empty_zoo, capsys):
+    """A phantom case (NIfTI MRI, TIFF slide): nothing can reference it, so nothing is written."""
     from napari_harm3.core.cli.main import main
+    from napari_harm3.core.synth.cohort import make_case
 
-    case = write_case(tmp_path / "case", {
-        "case_id": "N2", "mri": {"t1_pre": str(real_file(shared_data, "mri/sts001_nifti/t1.nii.gz"))}})
+    make_case(tmp_path / "SYN", seed=3, slide_size=(512, 512))
     out = tmp_path / "dicom"
-    assert main(["export-dicom", str(case), "--out", str(out)]) == 2
+    assert main(["export-dicom", str(tmp_path / "SYN"), "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "nothing to export as DICOM" in err[0]
-    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["case", "zoo"]
+    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["SYN", "zoo"]
 
 
 def test_existing_output_is_refused_before_any_work(tmp_path, capsys):

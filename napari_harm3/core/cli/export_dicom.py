@@ -28,7 +28,7 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("export-dicom", help="write the case's results as DICOM SR, SEG, parametric maps, PDF",
                                    description=__doc__.splitlines()[0])
     parser.add_argument("case", metavar="CASE", help="case folder or its manifest")
-    parser.add_argument("--out", type=Path, required=True, help="folder to write the DICOM objects into")
+    parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder to write the DICOM objects into")
     parser.add_argument("--deidentify", action="store_true",
                         help="pseudonym instead of name and ID; no dates or other identifiers (as harm3 report)")
     parser.add_argument("--pseudonym-salt", default="", help="secret mixed into the pseudonym (as harm3 report)")

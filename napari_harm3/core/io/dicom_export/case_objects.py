@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...errors import Harm3Error
+from ...errors import Harm3Error, one_line
 from ...progress import ProgressFn, report
 from ...vocabulary import SEQUENCES, sequence_title
 from .common import ExportSettings, SourceSeries, save_dataset
@@ -83,14 +83,19 @@ def atomic_folder(target, overwrite: bool = False):
     scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}-", suffix=".partial", dir=target.parent))
     try:
         yield scratch
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(scratch, 0o777 & ~umask)   # mkdtemp makes 0700 folders; give the usual permissions
         old = None
         if target.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{target.name}-", suffix=".old", dir=target.parent))
             os.rename(target, old / "previous")
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(scratch, 0o777 & ~umask)   # mkdtemp makes 0700 folders; give the usual permissions
-        os.rename(scratch, target)
+        try:
+            os.rename(scratch, target)
+        except OSError:
+            if old is not None:
+                os.rename(old / "previous", target)   # put the previous folder back
+            raise
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
     finally:
@@ -128,26 +133,40 @@ def write_case_objects(objects: CaseObjects, out_dir, settings: ExportSettings, 
             title_of = sequence_title(item.sequence)
             if any(np.any(s.mask) for s in item.segments):
                 report(progress, 2 * n / steps, f"segmentation of {title_of}")
-                seg = build_segmentation(item.source, item.affine, item.segments, settings, base + 10 + index,
-                                         series_description=f"napari-harm3 tumour masks {title_of}")
+                with _building("segmentation", item.sequence):
+                    seg = build_segmentation(item.source, item.affine, item.segments, settings, base + 10 + index,
+                                             series_description=f"napari-harm3 tumour masks {title_of}")
                 segmentations[item.sequence] = seg
                 written.append(_save(seg, scratch, "SEG", item.sequence))
             if item.activation_map is not None:
                 report(progress, (2 * n + 1) / steps, f"parametric map of {title_of}")
-                pm = build_parametric_map(item.source, item.activation_map, item.affine, settings, base + 20 + index,
-                                          method=objects.map_method, title=title_of)
+                with _building("parametric map", item.sequence):
+                    pm = build_parametric_map(item.source, item.activation_map, item.affine, settings,
+                                              base + 20 + index, method=objects.map_method, title=title_of)
                 written.append(_save(pm, scratch, "PM", item.sequence))
         report(progress, (steps - 2) / steps, "structured report")
-        sr = build_structured_report(objects.numbers, evidence, settings, base, segmentations, title=title)
+        with _building("structured report", None):
+            sr = build_structured_report(objects.numbers, evidence, settings, base, segmentations, title=title)
         written.append(_save(sr, scratch, "SR", None))
         if objects.pdf is not None:
             report(progress, (steps - 1) / steps, "encapsulated PDF")
-            pdf = build_encapsulated_pdf(objects.pdf, evidence, settings, base + 1)
+            with _building("encapsulated PDF", None):
+                pdf = build_encapsulated_pdf(objects.pdf, evidence, settings, base + 1)
             written.append(_save(pdf, scratch, "PDF", None))
         final = Path(out_dir).absolute()
     report(progress, 1.0, "DICOM objects written")
     return tuple(WrittenObject(w.kind, final / w.path.name, w.sequence, w.sop_instance_uid, w.study_instance_uid)
                  for w in written)
+
+
+@contextlib.contextmanager
+def _building(kind: str, sequence: str | None):
+    """highdicom's own complaints about a source (a missing attribute, an odd geometry) as one line."""
+    try:
+        yield
+    except (ValueError, AttributeError, KeyError) as exc:
+        where = f" of {sequence_title(sequence)}" if sequence else ""
+        raise Harm3Error(f"cannot write the {kind}{where}: {one_line(exc)}") from exc
 
 
 def _save(ds, folder: Path, kind: str, sequence: str | None) -> WrittenObject:

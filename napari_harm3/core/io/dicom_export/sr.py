@@ -15,7 +15,8 @@ Content (concepts in :mod:`.codes`), one measurement group (TID 1501/1411) each:
 
 Numbers are written as NUM items with their exact binary value (FloatingPointValue) next to the
 decimal string, so :func:`read_report_numbers` gives back the very floats written. The image
-library (TID 1600) lists every source image, with its frame of reference.
+library (TID 1600) describes each source series by its first image (modality, frame of
+reference, geometry); the evidence sequences list every source instance and the SEGs.
 """
 
 from __future__ import annotations
@@ -182,6 +183,18 @@ def _reference(ds) -> pydicom.Dataset:
     return reference
 
 
+def _one_per_series(datasets) -> list:
+    """The first image of each series: the image library's entries (modality, frame of reference,
+    orientation, spacing). Listing all 80 STS_001 images there cost 4.6 s of 4.8 s per SR; the
+    evidence sequence still lists every source instance."""
+    seen, out = set(), []
+    for ds in datasets:
+        if str(ds.SeriesInstanceUID) not in seen:
+            seen.add(str(ds.SeriesInstanceUID))
+            out.append(ds)
+    return out
+
+
 def build_structured_report(numbers: ReportNumbers, evidence, settings: ExportSettings, series_number: int,
                             segmentations: dict | None = None, title: str = "") -> hd.sr.Comprehensive3DSR:
     """A TID 1500 report of ``numbers``.
@@ -205,7 +218,8 @@ def build_structured_report(numbers: ReportNumbers, evidence, settings: ExportSe
             model_name=settings.model_name, serial_number=settings.device_serial))
     report = hd.sr.MeasurementReport(
         observation_context=hd.sr.ObservationContext(observer_device_context=observer),
-        procedure_reported=codes.IMAGING_PROCEDURE, imaging_measurements=groups, referenced_images=sources)
+        procedure_reported=codes.IMAGING_PROCEDURE, imaging_measurements=groups,
+        referenced_images=_one_per_series(sources))
     description = f"napari-harm3 results {title}".strip()[:64]
     sr = hd.sr.Comprehensive3DSR(
         evidence=sources + [_reference(segmentations[k]) for k in sorted(segmentations)], content=report[0],

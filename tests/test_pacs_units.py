@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import subprocess
 
 import numpy as np
@@ -20,9 +21,14 @@ from napari_harm3.core.pacs.config import load_pacs_config, parse_pacs_config
 from napari_harm3.core.pacs.rules import SeriesCandidate, SeriesRules, assign_series
 from napari_harm3.core.pacs.store import check_dicom_file, send_folder
 
-from orthanc import free_port
-
 PEER = {"ae_title": "PACS", "host": "127.0.0.1", "port": 4242}
+
+
+def free_port() -> int:
+    """A port nobody listens on (bound, read, released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def series(description, modality="MR", uid=None, image=True):

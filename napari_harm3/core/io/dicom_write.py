@@ -23,6 +23,7 @@ import dataclasses
 import os
 import shutil
 import tempfile
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,10 +55,9 @@ class DicomStudy:
 
 
 def deterministic_uid(*parts) -> str:
-    """A DICOM UID (2.25.<int>) fixed by ``parts`` (same parts, same UID)."""
-    from pydicom.uid import generate_uid
-
-    return str(generate_uid(prefix=None, entropy_srcs=[str(p) for p in parts]))
+    """A DICOM UID ``2.25.<UUID as integer>`` from a name-based (version 5) UUID of ``parts``:
+    the same parts give the same UID."""
+    return f"2.25.{uuid.uuid5(uuid.NAMESPACE_OID, chr(31).join(str(p) for p in parts)).int}"
 
 
 def _ds(value: float):

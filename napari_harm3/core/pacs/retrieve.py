@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..progress import ProgressFn, report
-from .association import LOGGER, PacsError, association, make_ae, status_text, tls_context
+from .association import LOGGER, PacsError, association, connection_handlers, make_ae, status_text, tls_context
 from .config import PacsConfig
+from .query import find_studies
 
 _UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 #: SOP classes proposed first for C-GET (one association holds at most 128 contexts)
@@ -160,7 +161,7 @@ def _retrieve_move(config: PacsConfig, study_uid: str, receiver: _Receiver, prog
     scp.require_calling_aet = [config.peer.ae_title]  # only the peer may store into our folder
     try:
         server = scp.start_server((config.move_host, config.move_port), block=False,
-                                  evt_handlers=[(evt.EVT_C_STORE, receiver)],
+                                  evt_handlers=[(evt.EVT_C_STORE, receiver)] + connection_handlers(),
                                   ssl_context=tls_context(config, server_side=True))
     except OSError as exc:
         raise PacsError(f"cannot listen on {config.move_host}:{config.move_port} for C-MOVE ({exc.strerror or exc}); "
@@ -180,6 +181,8 @@ def retrieve_study(config: PacsConfig, study_uid: str, folder, progress: Progres
     by the config's method; see the module docstring. The caller owns cleaning up on failure."""
     if not _UID.match(study_uid or "") or len(study_uid) > 64:
         raise PacsError(f"{study_uid!r} is not a study instance UID (digits and dots)")
+    if not find_studies(config, study_uid=study_uid, with_series=False):
+        raise PacsError(f"{config.where()} has no study {study_uid}; check the study UID (harm3 pacs find)")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     receiver = _Receiver(folder, study_uid)

@@ -48,7 +48,8 @@ class OrthancServer:
             "AuthenticationEnabled": False, "StorageDirectory": str(self.folder / "storage"),
             "IndexDirectory": str(self.folder / "index"), "Plugins": [], "SaveJobs": False,
             "DicomCheckCalledAet": True, "DicomCheckModalityHost": False, "StorageCompression": False,
-            "DicomModalities": {"harm3": [OUR_AET, "127.0.0.1", our_port]},
+            "DicomModalities": {"harm3": {"AET": OUR_AET, "Host": "127.0.0.1", "Port": our_port,
+                                          "UseDicomTls": bool(tls)}},
             "DicomScpTimeout": 30, "DeidentifyLogs": True, "ConcurrentJobs": 1,
         }
         if tls:
@@ -112,6 +113,52 @@ class OrthancServer:
                 "retrieve": "get", "move_port": self.our_port, "move_host": "127.0.0.1", "timeout": 20}
         data.update(overrides)
         return data
+
+
+def make_certificates(folder: Path) -> dict:
+    """A test CA, a certificate for 127.0.0.1 (Orthanc's) and one for us, all signed by the CA,
+    and a second, unrelated CA (openssl command line; skips without it)."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl not installed: cannot make test certificates")
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def run(*args):
+        subprocess.run([openssl, *args], cwd=folder, check=True, capture_output=True)
+
+    for ca in ("ca", "other-ca"):
+        run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", f"/CN=harm3 test {ca}",
+            "-keyout", f"{ca}.key", "-out", f"{ca}.pem")
+    for name in ("orthanc", "harm3"):
+        (folder / f"{name}.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+        run("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}", "-keyout", f"{name}.key",
+            "-out", f"{name}.csr")
+        run("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+            "-days", "2", "-extfile", f"{name}.ext", "-out", f"{name}.pem")
+    return {key: str(folder / value) for key, value in
+            {"ca": "ca.pem", "other_ca": "other-ca.pem", "orthanc_cert": "orthanc.pem", "orthanc_key": "orthanc.key",
+             "cert": "harm3.pem", "key": "harm3.key"}.items()}
+
+
+@pytest.fixture(scope="session")
+def start_orthanc(tmp_path_factory):
+    """Factory: ``start_orthanc(tls=None)`` → a started OrthancServer (stopped at the session's end)."""
+    if ORTHANC is None:
+        pytest.skip("Orthanc is not installed (Debian package 'orthanc'; scripts/setup.sh installs it)")
+    started = []
+
+    def start(tls: dict | None = None) -> OrthancServer:
+        server = OrthancServer(tmp_path_factory.mktemp("orthanc-extra"), our_port=free_port(), tls=tls)
+        try:
+            server.start()
+        except (RuntimeError, OSError) as exc:
+            pytest.skip(f"Orthanc cannot be started here: {exc}")
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .association import LOGGER, PacsError, association, make_ae, status_text
+from .association import LOGGER, PacsError, association, hold_reactor, make_ae, status_text
 from .config import PacsConfig
 
 #: SOP classes of non-image objects (no pixels to read as a volume)
@@ -74,6 +74,7 @@ def _find(config: PacsConfig, query, what: str) -> list:
     ae.add_requested_context(StudyRootFind)
     matches = []
     with association(ae, config, what) as assoc:
+        hold_reactor(assoc)
         for status, identifier in assoc.send_c_find(query, StudyRootFind):
             if status is None or "Status" not in status:
                 raise PacsError(f"{config.where()}: {what} got {status_text(status)}")

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..progress import ProgressFn, report
-from .association import LOGGER, PacsError, association, connection_handlers, make_ae, status_text, tls_context
+from .association import (LOGGER, PacsError, association, connection_handlers, hold_reactor, make_ae, status_text,
+                          tls_context)
 from .config import PacsConfig
 from .query import find_studies
 
@@ -148,6 +149,7 @@ def _retrieve_get(config: PacsConfig, study_uid: str, receiver: _Receiver, progr
         if not any(cx.abstract_syntax == StudyRootGet for cx in assoc.accepted_contexts):
             raise PacsError(f"{config.where()} does not offer C-GET; set 'retrieve: move' and 'move_port' in "
                             f"{config.source or 'the PACS config'}")
+        hold_reactor(assoc)
         _follow(assoc.send_c_get(_study_query(study_uid), StudyRootGet), config, "C-GET", receiver, progress)
 
 
@@ -170,6 +172,7 @@ def _retrieve_move(config: PacsConfig, study_uid: str, receiver: _Receiver, prog
         ae = make_ae(config)
         ae.add_requested_context(StudyRootMove)
         with association(ae, config, "C-MOVE") as assoc:
+            hold_reactor(assoc)
             _follow(assoc.send_c_move(_study_query(study_uid), config.ae_title, StudyRootMove), config, "C-MOVE",
                     receiver, progress)
     finally:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..progress import ProgressFn, report
-from .association import LOGGER, PacsError, association, make_ae, status_text
+from .association import LOGGER, PacsError, association, hold_reactor, make_ae, status_text
 from .config import PacsConfig
 
 _UNDEFINED = 0xFFFFFFFF
@@ -153,6 +153,7 @@ def send_objects(config: PacsConfig, objects, progress: ProgressFn | None = None
         for n, obj in enumerate(objects):
             report(progress, n / max(1, len(objects)), f"sending {n + 1}/{len(objects)}")
             try:
+                hold_reactor(assoc)
                 status = assoc.send_c_store(str(obj.path))
             except ValueError as exc:  # no accepted context for this SOP class / transfer syntax
                 results.append(ObjectStatus(obj.path, obj.sop_instance_uid, False,

@@ -42,6 +42,9 @@ class OrthancServer:
         self.folder = Path(folder)
         self.dicom_port, self.http_port, self.our_port = free_port(), free_port(), our_port
         self.process: subprocess.Popen | None = None
+        # DCMTK (Orthanc's DICOM layer) leaves Nagle's algorithm on unless TCP_NODELAY=1: each small
+        # object then waits ~40 ms for our delayed ACK before its last segment is sent
+        self.environment = {"TCP_NODELAY": "1"}
         config = {
             "Name": "harm3-tests", "DicomAet": ORTHANC_AET, "DicomPort": self.dicom_port,
             "HttpPort": self.http_port, "HttpServerEnabled": True, "RemoteAccessAllowed": False,
@@ -63,9 +66,7 @@ class OrthancServer:
 
     def start(self, timeout: float = 30.0) -> "OrthancServer":
         log = open(self.log_path, "wb")
-        # DCMTK (Orthanc's DICOM layer) leaves Nagle's algorithm on unless TCP_NODELAY=1: each small
-        # object then waits ~40 ms for our delayed ACK before its last segment is sent
-        env = {**os.environ, "TCP_NODELAY": "1"}
+        env = {**os.environ, **self.environment}
         self.process = subprocess.Popen([ORTHANC, str(self.config_path)], stdout=log, stderr=subprocess.STDOUT,
                                         cwd=self.folder, env=env)
         deadline = time.monotonic() + timeout

@@ -6,7 +6,6 @@ study, a cancelled retrieval — each one readable line, no partial folder left.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -39,11 +38,13 @@ def nothing_left(target: Path) -> bool:
 
 
 def copy_as_new_study(source: Path, out: Path, edit=None) -> str:
-    """Copies of the DICOM files under ``source`` in a new study (new study/series/instance UIDs)."""
+    """Copies of the DICOM files under ``source`` in a new study of a new patient (new patient ID,
+    study/series/instance UIDs), so the fixture's patients keep their one study each."""
     study = deterministic_uid("new study", source, out)
     out.mkdir(parents=True)
     for n, path in enumerate(sorted(p for p in source.rglob("*") if p.is_file())):
         ds = pydicom.dcmread(path)
+        ds.PatientID = ds.PatientName = f"COPY-{study[-8:]}"
         ds.StudyInstanceUID = study
         ds.SeriesInstanceUID = deterministic_uid(study, ds.SeriesInstanceUID)
         ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = deterministic_uid(study, ds.SOPInstanceUID)
@@ -125,7 +126,8 @@ def test_c_move_retrieves_the_synthetic_case_with_its_voxels(pacs, tmp_path):
 def test_send_objects_back_and_find_them_in_orthanc(pacs, tmp_path, capsys):
     case = load_case(pacs.synth_case_dir)
     volume = read_case_volumes(case, sequences=("t1_pre",), with_masks=False).volumes["t1_pre"]
-    study = DicomStudy(pacs.synth_study_uid, case.case_id, f"SYNTHETIC^{case.case_id}", "20250101", "120000", "1")
+    # a study of its own (not the fixture's), so other tests see the fixture's study unchanged
+    study = DicomStudy(deterministic_uid("sent back study", tmp_path), "RESULTS-1", "RESULTS^1", "20250102")
     series_uid = deterministic_uid("sent back", tmp_path)
     write_volume_dicom(volume, tmp_path / "results" / "t1_copy", study, series_description="harm3 result copy",
                        series_number=90, series_uid=series_uid)
@@ -136,7 +138,7 @@ def test_send_objects_back_and_find_them_in_orthanc(pacs, tmp_path, capsys):
     (found,) = pacs.server.find_instances("Series", SeriesInstanceUID=series_uid)
     assert len(found["Instances"]) == volume.shape[0]
     assert found["MainDicomTags"]["SeriesDescription"] == "harm3 result copy"
-    assert series_uid in [s.uid for s in find_series(pacs.config(), pacs.synth_study_uid)]
+    assert [s.uid for s in find_series(pacs.config(), study.study_uid)] == [series_uid]
 
 
 # ------------------------------------------------------------------------------------- bad input

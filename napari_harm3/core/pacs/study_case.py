@@ -147,12 +147,12 @@ def retrieve_case(config: PacsConfig, study_uid: str, out_dir, *, rules: SeriesR
         save_case(case, scratch / "case.yaml")
         record = _record(config, study_uid, retrieval, infos, assignment, masks, notes)
         (scratch / RECORD_NAME).write_text(json.dumps(record, indent=1), encoding="utf-8")
+        report(progress, 1.0, "case written")  # the last point where a cancel may stop it
         if out_dir.exists():
             out_dir.rmdir()  # empty (checked above); the rename needs the name free
         os.rename(scratch, out_dir)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    report(progress, 1.0, "case written")
     retrieval = RetrieveResult(out_dir / DICOM_DIR, retrieval.method, retrieval.n_objects, retrieval.n_bytes,
                                retrieval.seconds)
     by_uid = {c.uid: c for c in candidates}

@@ -92,7 +92,8 @@ class SeriesCandidate:
 
     @property
     def label(self) -> str:
-        return f"'{self.description or '(no description)'}' ({self.modality}, {self.n_instances} objects)"
+        count = f"{self.n_instances} object{'' if self.n_instances == 1 else 's'}"
+        return f"'{self.description or '(no description)'}' ({self.modality}, {count})"
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _die_with_parent() -> None:
+    """In the child before exec (Linux): SIGTERM it when the test process dies, so an interrupted
+    session leaves no Orthanc behind."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 class OrthancServer:
     """One Orthanc process with its configuration and storage under ``folder``."""
 
@@ -68,7 +80,7 @@ class OrthancServer:
         log = open(self.log_path, "wb")
         env = {**os.environ, **self.environment}
         self.process = subprocess.Popen([ORTHANC, str(self.config_path)], stdout=log, stderr=subprocess.STDOUT,
-                                        cwd=self.folder, env=env)
+                                        cwd=self.folder, env=env, preexec_fn=_die_with_parent)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "import_crossfusion",
     "report",
     "export_dicom",
+    "pacs",
 )
 
 

@@ -18,7 +18,21 @@ def register(subparsers) -> None:
     parser.add_argument("--size", choices=("small", "demo"), default="small",
                         help="small: 24×96×96 MRI, 3072×2048 slide (tests); demo: 40×224×224, 12288×8192")
     parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    parser.add_argument("--dicom", action="store_true",
+                        help="write each case's MRI as DICOM series of one study (dicom/<sequence>/) instead of NIfTI")
     parser.set_defaults(handler=run)
+
+
+def _as_dicom(cohort) -> None:
+    """Each case's MRI volumes as DICOM series (the manifest then points at them; the NIfTI
+    images it no longer names are removed)."""
+    from ..io.dicom_write import write_case_dicom
+
+    for case in cohort.cases:
+        nifti = [case.mri_source(key)[0] for key in case.mri]
+        write_case_dicom(case)
+        for path in nifti:
+            path.unlink()
 
 
 def run(args) -> int:
@@ -34,6 +48,8 @@ def run(args) -> int:
 
     table = make_cohort(args.out, args.n, args.seed, args.size, workers=args.workers, progress=progress)
     cohort = load_cohort(table)
+    if args.dicom:
+        _as_dicom(cohort)
     pcr, event = cohort.pcr, cohort.event
     print(f"wrote {len(cohort)} cases and {table} in {time.perf_counter() - start:.1f} s: "
           f"pCR {int(np.nansum(pcr))}/{len(cohort)} ({np.nanmean(pcr) * 100:.0f} %), "

@@ -154,7 +154,7 @@ def test_json_has_the_report_object_numbers(real_report, tmp_path):
     path = write_report_json(real_report, tmp_path / "report.json")
     data = json.loads(path.read_text())
     assert set(data) == {"schema", "research_use_notice", "deidentified", "created", "software_version", "case",
-                         "pcr", "survival", "models", "inputs", "notes", "figures"}
+                         "pcr", "survival", "models", "inputs", "notes", "tumour_response", "figures"}
     assert data["pcr"]["probability"] == real_report.pcr.probability
     assert data["pcr"]["fold_probabilities"] == list(real_report.pcr.fold_probabilities)
     assert data["pcr"]["gradcam_method"] == "hirescam, evidence both"

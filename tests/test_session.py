@@ -51,6 +51,14 @@ def test_open_predict_events_and_the_model_cache(two_cases):
     assert again.probability == pytest.approx(prediction.probability, abs=1e-6)
     assert set(session.gradcam_maps()) == {"t1_pre", "t1_post", "t2_pre", "t2_post"}
     assert "p(pCR) = " in session.results_text() and "CASE-A" in session.results_text()
+    # the tumour response of the case's masks, the same in the results text and the report
+    response = session.tumour_response()
+    assert [r.contrast for r in response.responses] == ["T1", "T2"]
+    t1 = response.responses[0]
+    assert t1.pre.volume_ml > t1.post.volume_ml > 0 and t1.volume_change_percent < 0
+    assert f"change {t1.volume_change_percent:+.1f} % volume" in session.results_text()
+    data = session.report().to_json_dict()["tumour_response"]
+    assert data["responses"][0]["pre"]["volume_ml"] == t1.pre.volume_ml
     session.close()
     assert session.predictions == {} and session.ref is None and seen.names()[-2:] == ["prediction_changed", "case_closed"]
 

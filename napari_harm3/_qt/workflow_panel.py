@@ -26,8 +26,10 @@ from ..core.errors import Harm3Error, user_message
 from ..core.report.write import report_paths
 from ..core.vocabulary import ANALYSIS_TITLES
 from .case_panel import CasePanel
+from .dicom_export_box import DicomExportBox
 from .model_picker import ModelPicker
 from .overlay_controls import OverlayControls
+from .pacs_panel import PacsPanel
 from .overlay_layers import OverlayLayers
 from .patch_inspector import PatchInspector
 from .patch_view import PatchGallery, PatchView
@@ -135,6 +137,8 @@ class WorkflowPanel(QWidget):
         export.addWidget(self.export_button)
         export.addWidget(self.deidentify)
         layout.addLayout(export)
+        self.dicom = DicomExportBox(self.session, self.deidentify.isChecked, send=self._send_to_pacs)
+        layout.addWidget(self.dicom)
         layout.addStretch(1)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
@@ -350,6 +354,10 @@ class WorkflowPanel(QWidget):
         show_error(f"report: {message}")
         self.report_failed.emit(message)
 
+    def _send_to_pacs(self, folder):
+        pacs = getattr(self.case_panel, "pacs", None)
+        return None if pacs is None else pacs.send_results(folder)
+
     def close(self) -> bool:
         self.cancel()
         for signal, slot in ((self.session.case_opened, self._on_case_opened),
@@ -364,10 +372,13 @@ class WorkflowPanel(QWidget):
 
 
 def install_workflow(case_panel, zoo=None) -> WorkflowPanel:
-    """Add the workflow tab ("Models") to ``case_panel``; returns it (also as ``case_panel.workflow``)."""
+    """Add the "Models" tab (and the "PACS" tab) to ``case_panel``; returns the Models tab (also as
+    ``case_panel.workflow``; the PACS tab is ``case_panel.pacs``)."""
     panel = WorkflowPanel(case_panel.viewer, case_panel, zoo=zoo)
     case_panel.add_tab(panel, "Models")
     case_panel.workflow = panel
+    case_panel.pacs = PacsPanel(open_case=case_panel.open_case)
+    case_panel.add_tab(case_panel.pacs, "PACS")
     return panel
 
 

@@ -108,7 +108,8 @@ def check_dicom_file(path) -> DicomObject:
             needed = _native_pixel_bytes(ds)
             if needed is not None and len(raw.value) < needed:
                 raise ValueError(f"pixel data holds {len(raw.value)} bytes, the image needs {needed}")
-    elif "Rows" in ds and "Columns" in ds and "BitsAllocated" in ds:
+    elif ("Rows" in ds and "Columns" in ds and "BitsAllocated" in ds
+          and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds):  # parametric maps hold floats
         raise ValueError("an image header without pixel data")
     return DicomObject(path, sop_class, instance, syntax, path.stat().st_size)
 

@@ -135,7 +135,7 @@ def _iso_date(value: str) -> str:
 def build_report(case_id: str, volumes: dict, masks: dict | None = None, slide_path=None, slide=None,
                  pcr=None, survival=None, pcr_model=None, survival_model=None, heatmaps: dict | None = None,
                  patch_scores: dict | None = None, notes=(), extra_inputs=(), created: datetime | None = None,
-                 top_k: int = TOP_K_PATCHES, progress: ProgressFn | None = None) -> Report:
+                 top_k: int = TOP_K_PATCHES, tumour_response=None, progress: ProgressFn | None = None) -> Report:
     """A report from a case (``volumes``/``masks``: {sequence: Volume}) and the predictions held.
 
     ``pcr_model`` / ``survival_model``: the ``ModelFolder`` each prediction came from (provenance);
@@ -159,5 +159,5 @@ def build_report(case_id: str, volumes: dict, masks: dict | None = None, slide_p
         survival=None if survival is None else survival_section(survival),
         mri_figures=mri, slide_figure=figure, models=models, inputs=inputs,
         created=created or datetime.now().astimezone().replace(microsecond=0),
-        software_version=__version__, notes=tuple(notes) + tuple(figure_notes),
+        software_version=__version__, notes=tuple(notes) + tuple(figure_notes), tumour_response=tumour_response,
     )

@@ -177,6 +177,7 @@ class Report:
     created: datetime | None = None  # None once de-identified
     software_version: str = ""
     notes: tuple = ()  # plain sentences: analyses not run and why, flags
+    tumour_response: object = None  # core.mri.tumour_response.TumourResponseReport (masks measured)
     research_use_notice: str = field(default_factory=research_use_notice)
     is_deidentified: bool = False
 
@@ -203,6 +204,7 @@ class Report:
             "models": [_model_json(m) for m in self.models],
             "inputs": [{"role": f.role, "path": f.path, "sha256": f.sha256} for f in self.inputs],
             "notes": list(self.notes),
+            "tumour_response": None if self.tumour_response is None else self.tumour_response.to_dict(),
             "figures": {
                 "mri": [_mri_json(f) for f in self.mri_figures],
                 "slide": _slide_json(self.slide_figure),

@@ -18,6 +18,7 @@ from ..atomic import atomic_path
 from ..progress import ProgressFn, report as report_progress
 from . import plots
 from .model import Report, report_text
+from .response_text import response_lines
 
 A4_INCHES = (8.27, 11.69)
 MARGIN = 0.06  # figure fraction left/right
@@ -151,6 +152,12 @@ def summary_page(figure, report: Report) -> None:
             y = _paragraph(figure, y, "Predicted without: " + ", ".join(survival.missing_inputs), colour=NOTICE_RED)
     else:
         y = _paragraph(figure, y, text["not_run"]["survival"] + " (see notes).", colour=NOTICE_RED)
+
+    response = report.tumour_response
+    if response is not None and response.responses:
+        y = _heading(figure, y - 0.005, "Tumour response (from the masks)")
+        for line in response_lines(response):
+            y = _paragraph(figure, y, line, size=7.5, width=120)
 
     if report.notes:
         y = _heading(figure, y - 0.005, "Notes")

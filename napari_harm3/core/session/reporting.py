@@ -6,6 +6,7 @@ from __future__ import annotations
 from ..errors import Harm3Error
 from ..progress import ProgressFn, scaled
 from ..report.build import build_report
+from ..report.response_text import response_lines
 from ..report.write import refuse_existing, report_paths, write_report_files
 from ..vocabulary import not_run_note, sequence_title
 
@@ -46,7 +47,7 @@ def session_report(session, notes=(), progress: ProgressFn | None = None):
         slide_path=opened.case.slide if opened.slide is not None else None, slide=session.slide,
         pcr=session.prediction("pcr"), survival=session.prediction("survival"),
         pcr_model=session.model_used("pcr"), survival_model=session.model_used("survival"),
-        heatmaps=session.heatmaps(), patch_scores=session.patch_scores(),
+        heatmaps=session.heatmaps(), patch_scores=session.patch_scores(), tumour_response=session.tumour_response(),
         notes=notes + _provenance_notes(session), extra_inputs=extra_inputs(session), progress=progress)
 
 
@@ -106,6 +107,9 @@ def results_text(session, notes=()) -> str:
     lines += pcr_lines(pcr) if pcr is not None else ["pCR: not run"]
     lines.append("")
     lines += survival_lines(survival) if survival is not None else ["survival: not run"]
+    response = session.tumour_response() if session.opened is not None else None
+    if response is not None and response.responses:
+        lines += ["", "tumour response (from the masks):"] + [f"  {line}" for line in response_lines(response)]
     if session.opened is not None and session.opened.slide is not None:
         lines += ["", f"slide scale: {session.scale.describe()}"]
     lines += [f"note: {n}" for n in notes]

@@ -32,7 +32,8 @@ from ..models.registry import select_model
 from ..models.zoo import ModelFolder
 from ..progress import ProgressFn
 from ..vocabulary import ANALYSES
-from . import reporting
+from ..mri.tumour_response import TumourResponseReport, case_tumour_response
+from . import dicom_results, reporting
 from .case_data import MPP_FROM_USER, OpenedCase, SlideScale, open_case_data
 from .model_cache import ModelCache
 from .runs import PredictionRun
@@ -57,6 +58,7 @@ class CaseSession:
         self._models_used: dict = {}
         self._runs: list = []
         self._heatmaps: dict = {}
+        self._response = None
 
     # -- the open case ----------------------------------------------------------------------
     @property
@@ -108,7 +110,7 @@ class CaseSession:
             run.cancel()
         for analysis in list(self._predictions):
             self._set_prediction(analysis, None)
-        self._opened, self._scale, self._heatmaps = None, SlideScale(), {}
+        self._opened, self._scale, self._heatmaps, self._response = None, SlideScale(), {}, None
         old.close()
         self.case_closed.emit(old.ref)
 
@@ -242,6 +244,15 @@ class CaseSession:
     def heatmap(self, key: str) -> HeatmapRaster | None:
         return self.heatmaps().get(key)
 
+    def tumour_response(self):
+        """The tumour response of the open case's masks (volume, longest axial diameter, change),
+        measured once per case (see ``core/mri/tumour_response.py``)."""
+        if self._opened is None:
+            return TumourResponseReport()
+        if self._response is None:
+            self._response = case_tumour_response(self._opened.volumes)
+        return self._response
+
     # -- report -----------------------------------------------------------------------------
     def report(self, notes=(), progress: ProgressFn | None = None):
         """The report of the open case from the results held (see :mod:`.reporting`)."""
@@ -253,4 +264,8 @@ class CaseSession:
 
     def results_text(self, notes=()) -> str:
         return reporting.results_text(self, notes)
+
+    def export_dicom(self, out_dir, **options) -> tuple:
+        """Write the results as DICOM SR, SEG, parametric maps and encapsulated PDF (see :mod:`.dicom_results`)."""
+        return dicom_results.export_dicom(self, out_dir, **options)
 

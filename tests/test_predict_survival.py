@@ -20,7 +20,8 @@ def tiny_model_folder(folder: Path, seed: int = 0) -> Path:
     fold, follow-up, training-risk threshold; the plumbing under test does not need a trained model."""
     from napari_harm3.core.models.crossfusion import create_model
     from napari_harm3.core.models.zoo import write_model_folder
-    from napari_harm3.core.train.crossfusion_train import TrainConfig, crossfusion_card
+    from napari_harm3.core.train.crossfusion_model_folder import crossfusion_card
+    from napari_harm3.core.train.crossfusion_train import TrainConfig
 
     overrides = {"embed_dim": 16, "num_heads": 2}
     states = []
@@ -132,7 +133,8 @@ def test_a_case_without_its_slide_is_refused(tmp_path, synthetic_case):
 def test_features_of_another_encoder_are_refused(tmp_path, synthetic_case):
     from napari_harm3.core.models.crossfusion import create_model
     from napari_harm3.core.models.zoo import write_model_folder
-    from napari_harm3.core.train.crossfusion_train import TrainConfig, crossfusion_card
+    from napari_harm3.core.train.crossfusion_model_folder import crossfusion_card
+    from napari_harm3.core.train.crossfusion_train import TrainConfig
 
     cfg = create_model("crossfusion_tiny", backbone_dim=64, embed_dim=16, num_heads=2).cfg.to_dict()
     card = crossfusion_card("wide", cfg, TrainConfig(), "texture_stats", {})

@@ -46,7 +46,7 @@ import numpy as np
 import yaml
 
 from ..atomic import atomic_path
-from ..errors import Harm3Error, InputFileError
+from ..errors import InputFileError
 
 from ..vocabulary import MANIFEST_NAMES, REFERENCE_SEQUENCE, SEQUENCES
 

@@ -17,7 +17,7 @@ ceil(sqrt(N10)), M = H·W padded tokens.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 
 import torch
 import torch.nn.functional as F

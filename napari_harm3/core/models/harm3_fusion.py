@@ -249,7 +249,6 @@ class Harm3Fusion(nn.Module):
         return self.mri_norm(tokens), recon, contra, tuple(attention)           # (B, L, d)
 
     def _slide_tokens(self, slide, slide_mask, slide_present, B: int, device):
-        cfg = self.config
         placeholder = self.missing_slide.unsqueeze(0).expand(B, -1, -1)         # (B, K, d)
         if slide is None:
             return placeholder, None

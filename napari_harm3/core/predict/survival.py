@@ -20,7 +20,6 @@ import numpy as np
 
 from ..errors import Harm3Error
 from ..explain.crossfusion_attention import explain_slide
-from ..explain.patch_scores import PatchScores
 from ..io.case import load_case
 from ..models.registry import Ensemble, load_ensemble
 from ..progress import ProgressFn, report, scaled

@@ -39,7 +39,8 @@ def run(args) -> int:
     from ..hashing import sha256_file
     from ..models.crossfusion import create_model
     from .bags import TISSUE_PRESET, ensure_features, load_cohort_bags, read_cohort, usable_cases
-    from .crossfusion_train import TrainConfig, cross_validate, crossfusion_card, save_cv_model
+    from .crossfusion_model_folder import crossfusion_card, save_cv_model
+    from .crossfusion_train import TrainConfig, cross_validate
 
     values = read_config_file(args.config) if args.config else {}
     encoder = args.encoder or values.pop("encoder", "texture_stats")

@@ -19,6 +19,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from ..errors import Harm3Error
+from ..mri.case_volumes import read_case_volumes
 from ..mri.prep import SEQUENCES, MriPrepConfig, prepare_mri
 from ..progress import report
 
@@ -90,13 +91,22 @@ def _case_field(case, *names, default=None):
     return default
 
 
-def _as_volume(item, reader):
-    """A Volume as is, or read from its path."""
-    if item is None:
-        return None
-    if hasattr(item, "data") and hasattr(item, "affine"):
+def _in_memory(item, what: str):
+    if item is None or (hasattr(item, "data") and hasattr(item, "affine")):
         return item
-    return reader(item)
+    raise Harm3Error(f"{what}: expected an in-memory volume; pass a Case (core.io.case) for files, so they are "
+                     "read through the case's volume seam with its registration transforms")
+
+
+def _in_memory_inputs(case):
+    """({sequence: volume}, mask) of a mapping holding in-memory volumes."""
+    mri = _case_field(case, "mri", "volumes", default={}) or {}
+    volumes = {s: _in_memory(mri.get(s), f"mri.{s}") for s in SEQUENCES}
+    masks = _case_field(case, "masks", "mask", default=None) or {}
+    if hasattr(masks, "data"):
+        return volumes, masks
+    key = next((k for k in ("t1_pre", "tumour", "tumor") + SEQUENCES if k in masks), next(iter(masks), None))
+    return volumes, (_in_memory(masks[key], f"masks.{key}") if key is not None else None)
 
 
 def slide_features(slide_path, features_root, encoder: str = "texture_stats", progress=None,
@@ -119,33 +129,23 @@ def slide_features(slide_path, features_root, encoder: str = "texture_stats", pr
 
 def sample_from_case(case, prep_config: MriPrepConfig | None = None, features_root=None,
                      encoder: str = "texture_stats", use_slide: bool = True, progress=None) -> Harm3Sample:
-    """Read, prepare and featurise one case (a ``core.io.case.Case``)."""
-    from ..io.mri import read_volume
+    """Read, prepare and featurise one case (a ``core.io.case.Case``).
 
-    from ..io.masks import read_mask
+    The volumes and masks come through the case's one seam, ``read_case_volumes``: each volume
+    in the reference (T1-pre) frame through the manifest's registration transforms. Preparation
+    samples in world coordinates, so the crops of registered volumes show the same anatomy, and
+    ``sample.volumes`` (the aligned volumes) are what Grad-CAM maps are put back on. A mapping
+    of in-memory volumes (``{"mri": {seq: Volume}, "masks": ...}``) is taken as it is.
+    """
     case_id = str(_case_field(case, "case_id", "id", "name", default="case"))
-    mri = _case_field(case, "mri", "volumes", default={}) or {}
-    volumes = {}
-    for s in SEQUENCES:
-        item = mri.get(s)
-        if item is not None and hasattr(case, "mri_source") and not hasattr(item, "data"):
-            path, series = case.mri_source(s)                       # "folder#SeriesUID" references
-            volumes[s] = read_volume(path, series)
-        else:
-            volumes[s] = _as_volume(item, read_volume)
-    masks = _case_field(case, "masks", "mask", default=None) or {}
-    mask = None
-    if hasattr(masks, "data"):
-        mask = masks
-    elif masks:
+    if hasattr(case, "mri_source"):
+        seen = read_case_volumes(case)
+        volumes = {s: seen.volumes.get(s) for s in SEQUENCES}
         # the ROI comes from the T1-pre mask (the grid everything is resampled to), else any mask
-        key = next((k for k in ("t1_pre", "tumour", "tumor") + SEQUENCES if k in masks), next(iter(masks)))
-        reference = volumes.get(key) if key in SEQUENCES else None
-        if hasattr(case, "mask_source") and key in SEQUENCES:
-            path, _ = case.mask_source(key)
-        else:
-            path = masks[key]
-        mask = masks[key] if hasattr(masks[key], "data") else read_mask(path, reference=reference)
+        key = next((k for k in SEQUENCES if k in seen.masks), None)
+        mask = seen.masks.get(key) if key else None
+    else:
+        volumes, mask = _in_memory_inputs(case)
     report(progress, 0.1, f"{case_id}: preparing MRI")
     prepared = prepare_mri(volumes, mask, prep_config)
     features = coords = None

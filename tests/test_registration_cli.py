@@ -129,3 +129,15 @@ def test_bounds_decide_the_verdict(moved_case):
     assert not strict.plausible
     assert any("rotation" in r for r in strict.verdict.reasons) and any("moved" in r for r in strict.verdict.reasons)
     assert strict.verdict.summary.startswith("implausible: ")
+
+
+def test_affine_mode_writes_an_affine_transform(moved_case, tmp_path):
+    out = tmp_path / "affine.tfm"
+    assert main(["register", str(moved_case.mri["t1_pre"]), str(moved_case.mri["t1_post"]), "--out", str(out),
+                 "--mode", "affine"] + QUICK) == 0
+    transform = read_transform(out)
+    assert transform.kind == "AffineTransform"
+    scales = np.linalg.svd(transform.matrix[:3, :3], compute_uv=False)
+    assert np.all(np.abs(scales - 1.0) < 0.05)                         # the motion is rigid: near-unit scales
+    errors = target_registration_error(transform, _truth(moved_case), volume_foreground_points(read_volume(moved_case.mri["t1_pre"])))
+    assert errors.mean() < 2.0

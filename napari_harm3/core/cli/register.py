@@ -25,6 +25,9 @@ def add_registration_arguments(parser) -> None:
                              "centroids first (volumes from different frames of reference)")
     parser.add_argument("--levels", default=None, metavar="MM,MM,...",
                         help="working voxel size per level, coarse to fine (default 8,4,2,1)")
+    parser.add_argument("--search", default=None, metavar="MAX,STEP",
+                        help="coarse search over rotations about each axis within ±MAX° in STEP° steps before the "
+                             "optimiser (default 30,15; 0,0 skips it)")
     parser.add_argument("--threads", type=int, default=None, help="SimpleITK threads (default: all cores)")
 
 
@@ -38,6 +41,12 @@ def config_from(args):
             options["levels_mm"] = tuple(float(v) for v in str(args.levels).split(",") if v.strip())
         except ValueError:
             raise Harm3Error(f"--levels must be millimetres separated by commas, e.g. 8,4,2,1; got {args.levels!r}") from None
+    if args.search:
+        try:
+            limit, step = (float(v) for v in str(args.search).split(","))
+        except ValueError:
+            raise Harm3Error(f"--search must be two numbers of degrees, MAX,STEP (e.g. 30,15); got {args.search!r}") from None
+        options.update(search_deg=limit, search_step_deg=step)
     return RegistrationConfig(**options)
 
 

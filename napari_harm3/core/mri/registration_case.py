@@ -114,10 +114,14 @@ def align_case(case, config: RegistrationConfig | None = None, force: bool = Fal
             continue
         redo = force or any(s.sequence == onto and s.status == "registered" for s in steps)
         step = _align_sequence(case, sequence, onto, own, composed, transforms, config, redo)
-        steps.append(step)
         if step.status in ("registered", "kept"):
-            transforms[sequence] = Path(step.transform)
-            composed[sequence] = read_transform(step.transform)
+            try:
+                composed[sequence] = read_transform(step.transform)
+                transforms[sequence] = Path(step.transform)
+            except Harm3Error as exc:                        # the manifest's own file, broken
+                step = dataclasses.replace(step, status="failed", message=f"the manifest's transform cannot be "
+                                           f"used ({one_line(exc)}); fix it, or --force registers anew")
+        steps.append(step)
     if transforms != dict(case.transforms):
         fresh = load_case(case.manifest)                     # labels as the manifest has them, not a table's
         save_case(dataclasses.replace(fresh, transforms=transforms), case.manifest, overwrite=True)

@@ -21,6 +21,8 @@ COMMAND_MODULES = (
     "info",
     "synth",
     "validate",
+    "register",
+    "align",
     "patch",
     "extract",
     "train",

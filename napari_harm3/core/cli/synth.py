@@ -1,7 +1,10 @@
-"""``harm3 synth --n N --seed S --out DIR [--size small|demo] [--workers K]`` — phantom cohort.
+"""``harm3 synth --n N --seed S --out DIR [--size small|demo] [--workers K] [--motion]`` — phantom cohort.
 
 Writes one folder per synthetic patient (MRI volumes and tumour masks as NIfTI, a pyramidal
-TIFF biopsy slide, ``case.yaml`` with labels and latent scores) and ``cohort.csv``.
+TIFF biopsy slide, ``case.yaml`` with labels and latent scores) and ``cohort.csv``. With
+``--motion`` the patient lies differently at the post-treatment session (rotation 10–20° about
+a random axis, shift 10–20 mm; T1/T2 pre share one position, T1/T2 post another), and the true
+transform is recorded in the manifest's ``synthetic.motion`` (``harm3 align`` should find it).
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ def register(subparsers) -> None:
     parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     parser.add_argument("--dicom", action="store_true",
                         help="write each case's MRI as DICOM series of one study (dicom/<sequence>/) instead of NIfTI")
+    parser.add_argument("--motion", action="store_true",
+                        help="move the patient between the pre and post sessions (10-20°, 10-20 mm; truth in the manifest)")
     parser.set_defaults(handler=run)
 
 
@@ -46,7 +51,8 @@ def run(args) -> int:
     def progress(fraction: float, message: str) -> None:
         print(f"[{fraction * 100:5.1f} %] {message}", flush=True)
 
-    table = make_cohort(args.out, args.n, args.seed, args.size, workers=args.workers, progress=progress)
+    table = make_cohort(args.out, args.n, args.seed, args.size, workers=args.workers, motion=args.motion,
+                        progress=progress)
     cohort = load_cohort(table)
     if args.dicom:
         _as_dicom(cohort)

@@ -27,6 +27,7 @@ from ..io.case import Case, CaseLabels, load_case, save_case
 from ..io.cohort import write_cohort_table
 from ..progress import ProgressFn, report, scaled
 from .latent import PatientLatents, case_seed, draw_latents, seed_streams
+from .motion import random_rigid_motion
 from .mri_phantom import SEQUENCE_KEYS, generate_mri
 from .slide_phantom import BAND_ROWS, BASE_MPP, BASE_OBJECTIVE_POWER, plan_slide, render_band
 
@@ -34,6 +35,10 @@ from .slide_phantom import BAND_ROWS, BASE_MPP, BASE_OBJECTIVE_POWER, plan_slide
 GENERATOR_VERSION = 2  # 2: survival log-hazard weights 1.5 → 2.25
 SIZES = ("small", "demo")
 TILE_SIZE = 256  # BAND_ROWS is a multiple of it, so a band holds whole tile rows
+#: opt-in motion between the sessions: rotation 10–20° about a random axis through the neck's
+#: centre and a 10–20 mm shift (what repositioning weeks apart looks like)
+MOTION_DEGREES = 20.0
+MOTION_SHIFT_MM = 20.0
 
 
 @dataclass(frozen=True)
@@ -51,10 +56,19 @@ def _frame_of_reference_uid(seed: int) -> str:
     return "2.25." + str(int(np.random.SeedSequence([int(seed), 7]).generate_state(2, np.uint64)[0]))
 
 
-def _write_mri(case_dir: Path, seed: int, latents: PatientLatents, size: str, post_shift_mm):
+def session_motion(seed: int, max_degrees: float = MOTION_DEGREES, max_shift_mm: float = MOTION_SHIFT_MM):
+    """The patient's repositioning between the pre- and post-treatment sessions (seeded; its own
+    random stream, so the other draws of the patient do not move): (WorldTransform pre → post,
+    description for the manifest)."""
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 11]))
+    return random_rigid_motion(rng, max_degrees, max_shift_mm)
+
+
+def _write_mri(case_dir: Path, seed: int, latents: PatientLatents, size: str, post_shift_mm, post_motion=None):
     from ..io.mri import Volume, write_nifti
 
-    scans = generate_mri(seed_streams(seed)["mri"], latents.m, size=size, post_shift_mm=post_shift_mm)
+    scans = generate_mri(seed_streams(seed)["mri"], latents.m, size=size, post_shift_mm=post_shift_mm,
+                         post_motion=None if post_motion is None else post_motion.matrix)
     frame = _frame_of_reference_uid(seed)
     mri, masks = {}, {}
     for key in SEQUENCE_KEYS:
@@ -107,6 +121,8 @@ def make_case(
     slide_size=None,
     post_shift_mm=(0.0, 0.0, 0.0),
     latents: dict | None = None,
+    motion: bool = False,
+    slide: bool = True,
     progress: ProgressFn | None = None,
 ) -> Case:
     """Generate one phantom patient into ``case_dir`` (must not exist, or be empty) and return it.
@@ -115,6 +131,12 @@ def make_case(
     12288×8192 slide); ``slide_size`` = (height, width) overrides the slide's. ``latents`` fixes
     some of m, s, c, f, eps (e.g. ``{"m": 2.0}``). The manifest records labels and, under
     ``synthetic``, the seed, size and latent scores.
+
+    ``motion``: the patient lies differently at the post-treatment session (T1 and T2 post share
+    that position, T1 and T2 pre the reference one; :func:`session_motion`); the true transform
+    t1_pre → post (the registration convention) is recorded under ``synthetic.motion``. Without
+    it (the default) the files are exactly what they were before motion existed. ``slide=False``
+    writes no slide (MRI-only cohorts for registration and MRI learning checks).
     """
     if size not in SIZES:
         raise Harm3Error(f"unknown synthetic size {size!r}; choose one of {', '.join(SIZES)}")
@@ -129,10 +151,11 @@ def make_case(
     scratch = Path(tempfile.mkdtemp(prefix=f".{case_dir.name}-", suffix=".partial", dir=case_dir.parent))
     try:
         report(progress, 0.0, f"{case_id}: MRI")
-        mri, masks = _write_mri(scratch, seed, patient, size, post_shift_mm)
+        truth, motion_record = session_motion(seed) if motion else (None, None)
+        mri, masks = _write_mri(scratch, seed, patient, size, post_shift_mm, truth)
         report(progress, 0.3, f"{case_id}: slide")
-        slide = write_slide(scratch / "slide" / "biopsy.tiff", seed, patient, slide_size or size, case_id,
-                            progress=scaled(progress, 0.3, 0.95))
+        slide_path = write_slide(scratch / "slide" / "biopsy.tiff", seed, patient, slide_size or size, case_id,
+                                 progress=scaled(progress, 0.3, 0.95)) if slide else None
         synthetic = {
             "generator_version": GENERATOR_VERSION,
             "seed": int(seed),
@@ -141,8 +164,11 @@ def make_case(
             "post_shift_mm": [float(v) for v in post_shift_mm],
             **patient.as_dict(),
         }
+        if truth is not None:
+            synthetic["motion"] = {**motion_record, "sessions": {"pre": ["t1_pre", "t2_pre"], "post": ["t1_post", "t2_post"]},
+                                   "t1_pre_to_post_zyx": np.round(truth.matrix, 10).tolist()}
         labels = CaseLabels(patient.pcr, patient.survival_months, patient.event)
-        save_case(Case(case_id, scratch, mri, masks, slide, None, labels, synthetic), scratch / "case.yaml")
+        save_case(Case(case_id, scratch, mri, masks, slide_path, None, labels, synthetic), scratch / "case.yaml")
         if case_dir.exists():
             case_dir.rmdir()  # empty (checked above); rename needs the name free
         os.rename(scratch, case_dir)
@@ -153,16 +179,20 @@ def make_case(
 
 
 def _make_cohort_case(args) -> GeneratedCase:
-    out_dir, index, seed, size, slide_size = args
+    out_dir, index, seed, size, slide_size, options = args
     start = time.perf_counter()
     case_id = f"SYN-{index + 1:04d}"
-    case = make_case(Path(out_dir) / case_id, case_seed(seed, index), size, case_id=case_id, slide_size=slide_size)
+    case = make_case(Path(out_dir) / case_id, case_seed(seed, index), size, case_id=case_id, slide_size=slide_size,
+                     **options)
     return GeneratedCase(case_id, case.manifest, case.labels, time.perf_counter() - start)
 
 
 def make_cohort(out_dir, n: int, seed: int, size: str = "small", *, workers: int = 1, slide_size=None,
+                motion: bool = False, slide: bool = True, latents: dict | None = None,
                 progress: ProgressFn | None = None) -> Path:
     """Generate ``n`` phantom patients (``SYN-0001`` …) in ``out_dir`` plus ``cohort.csv``.
+
+    ``motion``, ``slide`` and ``latents`` (scores fixed for every case) as in :func:`make_case`.
 
     Case ``i`` uses the seed :func:`~napari_harm3.core.synth.latent.case_seed` (seed, i), so a
     cohort is identical whatever ``workers`` is. Returns the path of ``cohort.csv``.
@@ -173,7 +203,8 @@ def make_cohort(out_dir, n: int, seed: int, size: str = "small", *, workers: int
     table = out_dir / "cohort.csv"
     if table.exists():
         raise Harm3Error(f"{table} exists; choose an empty output folder")
-    jobs = [(str(out_dir), i, int(seed), size, slide_size) for i in range(n)]
+    options = {"motion": bool(motion), "slide": bool(slide), "latents": latents}
+    jobs = [(str(out_dir), i, int(seed), size, slide_size, options) for i in range(n)]
     results: list[GeneratedCase] = []
     workers = max(1, min(int(workers), n, os.cpu_count() or 1))
     if workers == 1:

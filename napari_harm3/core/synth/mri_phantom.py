@@ -215,10 +215,17 @@ def render_scan(
     m: float,
     post: bool,
     rng: np.random.Generator,
+    motion: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Image (int16) and tumour mask (uint8) of one sequence (``"t1"``/``"t2"``) at one time point."""
+    """Image (int16) and tumour mask (uint8) of one sequence (``"t1"``/``"t2"``) at one time point.
+
+    ``motion``: 4×4 (z, y, x) map from the reference session's points to this session's (the
+    patient lies differently): the anatomy at scanner point p is the reference's at motion⁻¹(p).
+    The bias field and the noise stay the scanner's.
+    """
     channel = 0 if sequence == "t1" else 1
-    z, y, x = grid.world_coordinates()
+    scanner = grid.world_coordinates()
+    z, y, x = scanner if motion is None else _moved_coordinates(scanner, motion)
     labels = tissue_labels(anatomy, z, y, x)
     image = np.zeros(grid.shape, np.float32)
     for name in ("fat", "muscle", "fat_pads", "vessel", "cortex", "marrow", "csf", "cord", "air"):
@@ -235,11 +242,19 @@ def render_scan(
     heterogeneity = ndimage.gaussian_filter(rng.standard_normal(grid.shape).astype(np.float32), (0.7, 1.5, 1.5))
     heterogeneity *= 0.08 / max(float(heterogeneity.std()), 1e-6)
     image = np.where(now, tumour_value * (1.0 + heterogeneity), image).astype(np.float32)
-    image *= _bias_field(rng, z, y, x)
+    image *= _bias_field(rng, *scanner)
     image = ndimage.gaussian_filter(image, (0.3, 0.6, 0.6))
     noise = rng.normal(0.0, NOISE_SIGMA, (2,) + grid.shape).astype(np.float32)
     magnitude = np.sqrt((image + noise[0]) ** 2 + noise[1] ** 2)
     return np.clip(np.round(magnitude), 0, 32767).astype(np.int16), now.astype(np.uint8)
+
+
+def _moved_coordinates(scanner, motion: np.ndarray):
+    """Reference-session (z, y, x) coordinates (full arrays) of a grid's scanner points."""
+    z, y, x = np.broadcast_arrays(*scanner)
+    inverse = np.linalg.inv(np.asarray(motion, float))
+    return tuple((inverse[a, 0] * z + inverse[a, 1] * y + inverse[a, 2] * x + inverse[a, 3]).astype(np.float32)
+                 for a in range(3))
 
 
 def generate_mri(
@@ -247,11 +262,14 @@ def generate_mri(
     m: float,
     size: str = "small",
     post_shift_mm=(0.0, 0.0, 0.0),
+    post_motion: np.ndarray | None = None,
 ) -> dict[str, PhantomScan]:
     """The four scans (``SEQUENCE_KEYS``) of one patient from its MRI seed stream and response ``m``.
 
-    Post-treatment scans use the pre-treatment grid moved by ``post_shift_mm`` (z, y, x); the
-    anatomy stays put in world coordinates (shared frame of reference).
+    Post-treatment scans use the pre-treatment grid moved by ``post_shift_mm`` (z, y, x). Without
+    ``post_motion`` the anatomy stays put in world coordinates (shared frame of reference); with
+    it (a 4×4 (z, y, x) rigid map, pre-session point → post-session point) the patient lies
+    differently at the post-treatment session, the same way for its T1 and T2.
     """
     if size not in MRI_SIZES:
         raise ValueError(f"unknown MRI size {size!r}; choose one of {sorted(MRI_SIZES)}")
@@ -266,7 +284,8 @@ def generate_mri(
         post = time_point == "post"
         if post:
             grid = grid.shifted(post_shift_mm)
-        data, mask = render_scan(grid, sequence, anatomy, tumour, m, post, np.random.default_rng(scan_seq))
+        data, mask = render_scan(grid, sequence, anatomy, tumour, m, post, np.random.default_rng(scan_seq),
+                                 motion=post_motion if post else None)
         label = f"{'T1 contrast-enhanced' if sequence == 't1' else 'T2'}, {'post' if post else 'pre'}-treatment"
         scans[key] = PhantomScan(key, data, grid.affine, mask, f"synthetic phantom: {label}")
     return scans

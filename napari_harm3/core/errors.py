@@ -59,7 +59,7 @@ def user_message(exc: BaseException, audience: str = "cli") -> str:
     return text
 
 
-def one_line(exc: BaseException, limit: int = 300) -> str:
+def one_line(exc: BaseException, limit: int = 600) -> str:
     """The first line of an exception's message (its type name when it has none), at most ``limit``
     characters: what a notification, a status line or ``harm3: error:`` shows."""
     text = str(exc).strip().splitlines()

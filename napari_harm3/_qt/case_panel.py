@@ -49,6 +49,7 @@ from ..core.io.case import Case
 from ..core.progress import CancelToken
 from ..core.session import CaseSession, open_case_data
 from .._layers import SEQUENCE_TITLES, CaseLayers, case_layer_data
+from .align_box import AlignBox
 from .mri_grid import MriGrid
 from .slide_view import MPP_MISSING_MESSAGE, SlideView
 
@@ -197,6 +198,9 @@ class CasePanel(QTabWidget):
         slide_form.addRow("µm/px", mpp_row)
         slide_form.addRow("from", self.mpp_source)
         layout.addWidget(slide)
+
+        self.align_box = AlignBox(self)
+        layout.addWidget(self.align_box)
 
         self.show_grid_button = QPushButton("Show MRI grid")
         self.show_grid_button.clicked.connect(self.show_grid)

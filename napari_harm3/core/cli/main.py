@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "survival",
     "import_crossfusion",
     "report",
+    "predict",
 )
 
 

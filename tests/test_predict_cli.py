@@ -164,3 +164,18 @@ def test_out_that_is_not_a_predictions_table_is_refused(cohort, tmp_path, capsys
     assert "not a harm3 predictions table" in capsys.readouterr().err and other.read_text() == "a,b\n1,2\n"
     assert main(["predict", str(cohort), "--out", str(cohort / "cohort.csv"), "--device", "cpu"]) == 2
     assert "is the cohort table" in capsys.readouterr().err
+
+
+def test_an_existing_scheduler_runs_the_cases(cohort, tmp_path, capsys):
+    from distributed import LocalCluster
+
+    (cohort / "one.csv").write_text("case_id,manifest\nSYN-0001,SYN-0001/case.yaml\n")
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster:
+        assert main(["predict", str(cohort / "one.csv"), "--out", str(tmp_path / "p.csv"), "--device", "cpu",
+                     "--models", str(models_dir() / "harm3-demo"), "--scheduler", cluster.scheduler_address]) == 0
+        assert cluster.scheduler.task_prefixes["harm3-predict"].state_counts["forgotten"] == 1  # ran there
+    assert "1 cases: 1 ok" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["predict", str(cohort), "--out", str(tmp_path / "q.csv"), "--workers", "two"])
+    assert main(["predict", str(cohort), "--out", str(tmp_path / "q.csv"), "--workers", "-1"]) == 2
+    assert "--workers must be 0" in capsys.readouterr().err

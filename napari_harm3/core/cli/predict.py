@@ -5,8 +5,8 @@ inputs, model names and weight sha256, status and reason; see ``core/cohort/rows
 skips the cases finished with the same inputs and models (``--force`` reruns all); the CSV is
 rewritten atomically after each case. A case whose files are missing or unreadable is skipped
 with its reason, a case that fails is reported in one line, and the others go on (exit status
-2 if any case was skipped or failed). ``--workers N`` (N > 1) runs the cases on a local Dask
-cluster, ``--scheduler ADDRESS`` on an existing one. ``--summary DIR`` also writes the cohort
+2 if any case was skipped or failed). ``--workers N`` runs the cases on a local Dask cluster of
+N worker processes, ``--scheduler ADDRESS`` on an existing one; by default they run here. ``--summary DIR`` also writes the cohort
 summary (``summary.csv``, ``summary_metrics.csv``, ``summary.pdf``; external validation where
 the cohort has labels), replacing a previous summary there.
 """
@@ -27,8 +27,8 @@ def register(subparsers) -> None:
     parser.add_argument("--models", type=Path, nargs="+", metavar="MODEL_DIR",
                         help="run exactly these model folders (each for the analysis its card serves)")
     parser.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler, e.g. tcp://10.0.0.5:8786")
-    parser.add_argument("--workers", type=int, default=1,
-                        help="1: in this process (default); N > 1: a local Dask cluster of N worker processes")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="N >= 1: a local Dask cluster of N worker processes; 0: in this process (default)")
     parser.add_argument("--force", action="store_true", help="rerun every case, finished or not")
     parser.add_argument("--device", default="auto", help="auto, cuda, mps or cpu (default auto)")
     parser.add_argument("--summary", type=Path, metavar="DIR",
@@ -46,8 +46,8 @@ def run(args) -> int:
     from ..errors import Harm3Error
     from ..io.cohort import read_cohort_table
 
-    if args.workers < 1:
-        raise Harm3Error(f"--workers must be at least 1, got {args.workers}")
+    if args.workers < 0:
+        raise Harm3Error(f"--workers must be 0 (in this process) or more, got {args.workers}")
     pick_device(args.device)  # a wrong --device is an error before any work
     models, notes = choose_models(args.pcr_model, args.survival_model, args.models)
     for note in notes:

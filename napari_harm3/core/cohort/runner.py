@@ -8,9 +8,9 @@ is not predicted: its row has status ``skipped`` and the reason. A case that fai
 ``failed`` and the rest go on. The CSV is rewritten atomically after every case, so a crash
 loses at most the cases in flight, and a rerun picks up where the last one stopped.
 
-Where the cases run: in this process (``workers=1``, the default), or on Dask distributed —
-a local cluster of ``workers`` single-threaded worker processes, or the scheduler at
-``scheduler`` (workers must see the same paths). The per-case function is a parameter
+Where the cases run: in this process (``workers=0``, the default), or on Dask distributed —
+a local cluster of ``workers`` (1 or more) single-threaded worker processes, or the scheduler
+at ``scheduler`` (its workers must see the same paths). The per-case function is a parameter
 (``predict``, default :func:`.case_row.predict_case_row`); on Dask it must be importable by
 the workers (a module-level function).
 """
@@ -130,7 +130,7 @@ def _distributed(cases, models, device, predict, workers, scheduler, client):
 
 
 def run_cohort(cohort, out, models: CohortModels, predict: PredictFn = predict_case_row, device: str = "auto",
-               force: bool = False, workers: int = 1, scheduler: str | None = None, client=None,
+               force: bool = False, workers: int = 0, scheduler: str | None = None, client=None,
                progress: ProgressFn | None = None, on_row: Callable | None = None) -> CohortRun:
     """Predict every case of ``cohort`` (a cohort CSV or a folder with ``cohort.csv``) into ``out``.
 
@@ -167,7 +167,7 @@ def run_cohort(cohort, out, models: CohortModels, predict: PredictFn = predict_c
             on_row(row, row.case_id in reused)
     save()
     if todo:
-        run = (_serial(todo, models, device, predict) if client is None and not scheduler and workers <= 1
+        run = (_serial(todo, models, device, predict) if client is None and not scheduler and workers < 1
                else _distributed(todo, models, device, predict, workers, scheduler, client))
         report(progress, 0.0, f"0/{len(todo)} cases")
         try:

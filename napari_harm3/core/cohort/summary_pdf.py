@@ -12,15 +12,12 @@ from collections import Counter
 from datetime import datetime
 from pathlib import Path
 
-import matplotlib
+from matplotlib.backends.backend_pdf import PdfPages
+from matplotlib.figure import Figure  # a bare Figure, no pyplot: no global backend state (safe in napari)
 
-matplotlib.use("Agg", force=False)
-from matplotlib.backends.backend_pdf import PdfPages  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from ..atomic import atomic_path  # noqa: E402
-from .rows import FINISHED, STATUSES  # noqa: E402
-from .summary_plots import plot_calibration_bins, plot_km_groups, plot_roc_interval  # noqa: E402
+from ..atomic import atomic_path
+from .rows import FINISHED, STATUSES
+from .summary_plots import plot_calibration_bins, plot_km_groups, plot_roc_interval
 
 A4 = (8.27, 11.69)
 LINES_PER_PAGE = 52

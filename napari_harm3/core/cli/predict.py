@@ -26,7 +26,7 @@ def register(subparsers) -> None:
     parser.add_argument("--survival-model", type=Path, help="CrossFusion model folder (default: the zoo's)")
     parser.add_argument("--models", type=Path, nargs="+", metavar="MODEL_DIR",
                         help="run exactly these model folders (each for the analysis its card serves)")
-    parser.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler, e.g. tcp://10.0.0.5:8786")
+    parser.add_argument("--scheduler", metavar="ADDRESS", help="run on this Dask scheduler, e.g. tcp://10.0.0.5:8786 (--workers is then ignored)")
     parser.add_argument("--workers", type=int, default=0,
                         help="N >= 1: a local Dask cluster of N worker processes; 0: in this process (default)")
     parser.add_argument("--force", action="store_true", help="rerun every case, finished or not")

@@ -32,6 +32,7 @@ COMMAND_MODULES = (
     "report",
     "export_dicom",
     "pacs",
+    "predict",
 )
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import difflib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,15 +92,18 @@ def read_cohort_table(path) -> tuple[CohortEntry, ...]:
     try:
         with open(table, newline="", encoding="utf-8-sig") as fh:
             reader = csv.DictReader(fh)
-            rows = [{(k or "").strip(): v for k, v in row.items()} for row in reader]
+            raw = list(reader)
             header = [name.strip() for name in (reader.fieldnames or [])]
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise InputFileError(table, f"cannot be read as CSV ({one_line(exc)})") from None
-    if not rows:
+    if not raw:
         raise InputFileError(table, f"no cases: expected a header ({','.join(COHORT_COLUMNS)}) and one row per case")
-    missing = [c for c in ("case_id", "manifest") if c not in header]
-    if missing:
-        raise InputFileError(table, f"missing column(s) {', '.join(missing)}; expected {','.join(COHORT_COLUMNS)}")
+    _check_header(table, header)
+    for number, row in enumerate(raw, start=2):
+        if None in row:  # csv.DictReader keeps the cells beyond the header under the key None
+            raise InputFileError(table, f"row {number}: {len(header) + len(row[None])} cells, but the header has "
+                                        f"{len(header)} columns")
+    rows = [{(k or "").strip(): v for k, v in row.items()} for row in raw]
     entries, seen = [], {}
     for number, row in enumerate(rows, start=2):  # line 1 is the header
         case_id = (row.get("case_id") or "").strip()
@@ -113,6 +117,21 @@ def read_cohort_table(path) -> tuple[CohortEntry, ...]:
         target = Path(manifest) if Path(manifest).is_absolute() else table.parent / manifest
         entries.append(CohortEntry(case_id, Path(os.path.normpath(target)), labels, number))
     return tuple(entries)
+
+
+def _check_header(table: Path, header: list) -> None:
+    """Required columns present, none twice, no misspelt label column (other extra columns, e.g.
+    ``site`` or ``notes``, are allowed and ignored)."""
+    missing = [c for c in ("case_id", "manifest") if c not in header]
+    if missing:
+        raise InputFileError(table, f"missing column(s) {', '.join(missing)}; expected {','.join(COHORT_COLUMNS)}")
+    twice = sorted({name for name in header if header.count(name) > 1})
+    if twice:
+        raise InputFileError(table, f"line 1 (header): column {twice[0]!r} appears {header.count(twice[0])} times")
+    for name in header:
+        close = difflib.get_close_matches(name, COHORT_COLUMNS, n=1, cutoff=0.8)
+        if name not in COHORT_COLUMNS and close:
+            raise InputFileError(table, f"line 1 (header): unknown column {name!r}; did you mean {close[0]!r}?")
 
 
 def case_of_entry(entry: CohortEntry) -> Case:

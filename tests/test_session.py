@@ -173,3 +173,21 @@ def test_the_demo_case_survival_maps_and_report_export(tmp_path):
     with pytest.raises(Harm3Error, match="exists"):
         session.export_report(tmp_path / "r.pdf")
     session.close()
+
+
+def test_a_changed_slide_gets_new_features_not_the_cached_ones(tmp_path):
+    import shutil
+
+    from napari_harm3.core.session.runs import features_root as root_of
+
+    case = make_case(tmp_path / "CASE-C", seed=31, case_id="CASE-C")
+    other = make_case(tmp_path / "CASE-D", seed=32, case_id="CASE-D")
+    session = CaseSession(device="cpu")
+    session.open(case.manifest)
+    first = session.predict("pcr", gradcam=False).slide_attention
+    shutil.copyfile(other.slide, case.slide)           # the slide file was replaced (a rescan)
+    session.open(case.manifest)
+    second = session.predict("pcr", gradcam=False).slide_attention
+    assert not np.array_equal(first.coords, second.coords) or not np.array_equal(first.scores, second.scores)
+    assert root_of(session.opened, session.scale) == case.root / "features"
+    session.close()

@@ -35,7 +35,7 @@ def run(args) -> int:
     from ..mri.registration_case import align_case
     from ..mri.registration_cohort import align_cohort
     from .register import config_from
-    from .validate import is_cohort_path
+    from ..io.cohort import is_cohort_path
 
     config = config_from(args)
     path = Path(args.path)

@@ -137,8 +137,11 @@ def _distributed(cases, models, device, predict, workers, scheduler, client):
 
 def run_cohort(cohort, out, models: CohortModels, predict: PredictFn = predict_case_row, device: str = "auto",
                force: bool = False, workers: int = 0, scheduler: str | None = None, client=None,
-               progress: ProgressFn | None = None, on_row: Callable | None = None) -> CohortRun:
+               progress: ProgressFn | None = None, on_row: Callable | None = None,
+               still_done: Callable | None = None) -> CohortRun:
     """Predict every case of ``cohort`` (a cohort CSV or a folder with ``cohort.csv``) into ``out``.
+
+    ``still_done(row)``: an extra condition for keeping a finished row (e.g. its report files exist).
 
     ``on_row(row, reused)`` is called for each row as it is known (kept rows first); ``progress``
     after each case run (raising ``Cancelled`` from it stops the run; the rows so far are kept).
@@ -159,7 +162,8 @@ def run_cohort(cohort, out, models: CohortModels, predict: PredictFn = predict_c
             continue
         labels[entry.case_id] = case.labels
         old = previous.get(entry.case_id)
-        if not force and old is not None and old.status in FINISHED and row_is_current(old, case, models):
+        if (not force and old is not None and old.status in FINISHED and row_is_current(old, case, models)
+                and (still_done is None or still_done(old))):
             rows[entry.case_id] = _reused(old, case)
             reused.add(entry.case_id)
         else:

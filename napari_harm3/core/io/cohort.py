@@ -24,7 +24,7 @@ import numpy as np
 
 from ..atomic import atomic_path
 from ..errors import InputFileError, one_line
-from ..vocabulary import COHORT_TABLE_NAME
+from ..vocabulary import COHORT_TABLE_NAME, MANIFEST_NAMES
 from .case import LABEL_FIELDS, Case, CaseLabels, _relative, load_case, parse_labels
 
 COHORT_COLUMNS = ("case_id", "manifest") + LABEL_FIELDS
@@ -162,3 +162,11 @@ def write_cohort_table(rows, path, overwrite: bool = False) -> Path:
                 values = [getattr(labels, name) for name in LABEL_FIELDS]
                 writer.writerow([case_id, _relative(Path(manifest).resolve(), root)] + ["" if v is None else v for v in values])
     return path
+
+
+def is_cohort_path(path) -> bool:
+    """A CSV file, or a folder holding ``cohort.csv`` (and no case manifest)."""
+    path = Path(path)
+    if path.is_dir():
+        return (path / COHORT_TABLE_NAME).is_file() and not any((path / n).is_file() for n in MANIFEST_NAMES)
+    return path.suffix.lower() == ".csv"

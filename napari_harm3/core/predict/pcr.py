@@ -148,6 +148,7 @@ def predict_case(model, case, progress=None, gradcam: bool = True, features_root
     report(progress, 0.0, "preparing the case")
     root = Path(features_root) if features_root is not None else Path(case.root) / FEATURES_DIR
     sample = sample_from_case(case, ensemble.prep_config, root, ensemble.card.encoder,
-                              use_slide=ensemble.harm3_config.use_slide, volumes=volumes, mpp=slide_mpp)
+                              use_slide=ensemble.harm3_config.use_slide, volumes=volumes, mpp=slide_mpp,
+                              own_cache=True)
     return predict_sample(ensemble, sample, gradcam=gradcam, progress=progress, case_ref=case_ref,
                           slide_mpp=slide_mpp if slide_mpp is not None else case.slide_mpp)

@@ -101,6 +101,8 @@ def case_features(ensemble: Ensemble, case, features_root=None, progress: Progre
     encoder = card.encoder
     root = Path(features_root) if features_root is not None else Path(case.root) / FEATURES_DIR
     cached = all(feature_file(root, encoder, m, case_id).is_file() for m in MAGNIFICATIONS)
+    if case.slide is not None and Path(case.slide).exists():
+        cached = False  # the pipeline reuses the cache when it is this slide's, recomputes when the slide changed
     if not cached:
         if case.slide is None or not Path(case.slide).exists():
             raise Harm3Error(f"case {case_id}: CrossFusion survival needs the biopsy slide, and the case has "
@@ -109,7 +111,7 @@ def case_features(ensemble: Ensemble, case, features_root=None, progress: Progre
             raise Harm3Error(f"{card.name}: the card asks for {card.patch_size_px}-px patches; the CrossFusion "
                              "feature layout here holds 256-px patches")
         slide_features(case.slide, case_id, root, encoder, mpp=slide_mpp if slide_mpp is not None else case.slide_mpp,
-                       tissue_preset=card.tissue_preset, progress=progress)
+                       tissue_preset=card.tissue_preset, progress=progress, replace_other_slide=True)
     empty = empty_magnifications(root, encoder, case_id)
     if empty:
         raise Harm3Error(f"case {case_id}: no tissue patch at {', '.join(f'{m}x' for m in empty)} in its slide "

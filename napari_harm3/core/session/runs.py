@@ -41,6 +41,7 @@ class PredictionRun:
     scale: SlideScale
     models: ModelCache
     token: CancelToken = field(default_factory=CancelToken)
+    gradcam: bool = True               # pCR: also the MRI maps (a batch leaves them out)
 
     @property
     def case_ref(self) -> CaseRef:
@@ -66,7 +67,7 @@ class PredictionRun:
         if self.analysis == "pcr":
             return pcr_predictor.predict_case(ensemble, self.opened.case, progress=progress, features_root=root,
                                               volumes=self.opened.volumes, slide_mpp=self.scale.mpp,
-                                              case_ref=self.case_ref)
+                                              case_ref=self.case_ref, gradcam=self.gradcam)
         return survival_predictor.predict_case(ensemble, self.opened.case, progress=progress, features_root=root,
                                                slide_mpp=self.scale.mpp, case_ref=self.case_ref)
 

@@ -137,7 +137,7 @@ class CaseSession:
             raise Harm3Error(note)
         return model
 
-    def start_run(self, analysis: str, model=None, device: str | None = None) -> PredictionRun:
+    def start_run(self, analysis: str, model=None, device: str | None = None, gradcam: bool = True) -> PredictionRun:
         """A run of ``analysis`` on the open case; call ``run.execute()`` (any thread), then :meth:`accept`."""
         if analysis not in ANALYSES:
             raise Harm3Error(f"unknown analysis {analysis!r}; choose one of {', '.join(ANALYSES)}")
@@ -145,7 +145,7 @@ class CaseSession:
             raise Harm3Error("open a case first")
         folder = model if isinstance(model, ModelFolder) else self.model_for(analysis, model)
         device = str(pick_device(device or self.device))
-        run = PredictionRun(analysis, self._opened, folder, device, self._scale, self.models)
+        run = PredictionRun(analysis, self._opened, folder, device, self._scale, self.models, gradcam=gradcam)
         self._runs.append(run)
         self.run_started.emit(run)
         return run
@@ -168,9 +168,10 @@ class CaseSession:
         self.run_ended.emit(run, outcome)
         return outcome
 
-    def predict(self, analysis: str, model=None, device: str | None = None, progress: ProgressFn | None = None):
-        """Run ``analysis`` to the end on this thread and keep the result (command line, tests)."""
-        run = self.start_run(analysis, model, device)
+    def predict(self, analysis: str, model=None, device: str | None = None, progress: ProgressFn | None = None,
+                gradcam: bool = True):
+        """Run ``analysis`` to the end on this thread and keep the result (command line, batch, tests)."""
+        run = self.start_run(analysis, model, device, gradcam=gradcam)
         try:
             prediction = run.execute(progress)
         except BaseException as exc:

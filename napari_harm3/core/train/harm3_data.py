@@ -87,14 +87,15 @@ def collate(samples, max_patches: int | None = None, rng: np.random.Generator | 
 # ---------------------------------------------------------------------- cohort on disk
 
 def slide_features(slide_path, features_root, encoder: str = "texture_stats", progress=None,
-                   slide_id: str | None = None, mpp: float | None = None) -> tuple:
+                   slide_id: str | None = None, mpp: float | None = None, replace_other_slide: bool = False) -> tuple:
     """(features (N, F), coords (N, 2), footprint) of a slide at HARM3's contract (20×, 224-px
     patches; footprint = the patches' side in level-0 pixels as the patch files record it), read
     from ``features_root`` or computed there by the slide pipeline when absent. Files are named
     ``slide_id`` (pass the case id: slides of different cases may share a file name); ``mpp``
     supplies or overrides the slide's microns per pixel."""
     bags = prepare_slide_features(slide_path, features_root, encoder=encoder, mags=(SLIDE_MAGNIFICATION,),
-                                  patch_size=SLIDE_PATCH_SIZE, progress=progress, slide_id=slide_id, mpp=mpp)
+                                  patch_size=SLIDE_PATCH_SIZE, progress=progress, slide_id=slide_id, mpp=mpp,
+                                  replace_other_slide=replace_other_slide)
     bag = bags[SLIDE_MAGNIFICATION]
     return np.asarray(bag.features, np.float32), np.asarray(bag.coords), int(bag.patch_size_level0)
 
@@ -109,12 +110,15 @@ def _roi_mask(volumes: CaseVolumes):
 
 def sample_from_case(case, prep_config: MriPrepConfig | None = None, features_root=None,
                      encoder: str = "texture_stats", use_slide: bool = True, progress=None,
-                     volumes: CaseVolumes | None = None, mpp: float | None = None) -> Harm3Sample:
+                     volumes: CaseVolumes | None = None, mpp: float | None = None,
+                     own_cache: bool = False) -> Harm3Sample:
     """Prepare and featurise one case (a ``core.io.case.Case``).
 
     The MRI comes through the case's one seam (``core/mri/case_volumes.py``: registration
     transforms applied), read here unless ``volumes`` is given (the case session passes what it
-    holds). ``mpp`` is the slide's µm/px as the session resolved it (else the manifest's)."""
+    holds). ``mpp`` is the slide's µm/px as the session resolved it (else the manifest's);
+    ``own_cache``: ``features_root`` is this case's alone, so features of a slide file that has
+    since changed are recomputed."""
     case_id = str(case.case_id)
     if volumes is None:
         volumes = read_case_volumes(case)
@@ -127,7 +131,8 @@ def sample_from_case(case, prep_config: MriPrepConfig | None = None, features_ro
             raise Harm3Error(f"{case_id}: no folder for slide features given")
         report(progress, 0.4, f"{case_id}: slide features")
         features, coords, footprint = slide_features(case.slide, features_root, encoder, slide_id=case_id,
-                                                     mpp=mpp if mpp is not None else case.slide_mpp)
+                                                     mpp=mpp if mpp is not None else case.slide_mpp,
+                                                     replace_other_slide=own_cache)
     label = case.labels.pcr
     report(progress, 1.0, f"{case_id}: ready")
     return Harm3Sample(case_id=case_id, images=prepared.images, present=prepared.present, features=features,

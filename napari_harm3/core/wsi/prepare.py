@@ -84,7 +84,7 @@ def _patch_set_for(slide_path, files: SlideFiles, mag, patch_size, mpp, patches_
 def extract_slide(slide_path, out_root, encoder, mag=20, patch_size: int = 256, mpp=None,
                   patches_root=None, params: TissueParams | None = None, contour_fn: str = "four_pt",
                   batch_size: int = 64, device=None, workers: int = 2, force: bool = False,
-                  progress=None, *, slide_id: str | None = None) -> SlideFiles:
+                  progress=None, *, slide_id: str | None = None, replace_other_slide: bool = False) -> SlideFiles:
     """Features of one slide at one magnification into ``out_root`` (skipped when done).
 
     Files are named after ``slide_id`` (default: the slide's file stem, as CLAM does); pass
@@ -92,6 +92,8 @@ def extract_slide(slide_path, out_root, encoder, mag=20, patch_size: int = 256, 
     features record a fingerprint of the slide file, and reusing them for another slide is an
     error, never a silent mix-up. An interrupted run (``Cancelled`` from ``progress``, a
     crash) resumes from its last stored batch; ``force`` recomputes patches and features.
+    ``replace_other_slide``: stored features of another slide under this id are recomputed instead
+    of refused (a case's own cache after its slide file changed).
     """
     import torch
 
@@ -100,9 +102,12 @@ def extract_slide(slide_path, out_root, encoder, mag=20, patch_size: int = 256, 
     fingerprint = slide_fingerprint(slide_path)
     if files.done() and not force:
         _check_same_encoder(files, encoder)
-        _check_same_slide(files, fingerprint, slide_path)
-        report(progress, 1.0, f"{files.slide} x{mag}: done already")
-        return files
+        if replace_other_slide and not _same_slide(files, fingerprint):
+            force = True  # the case's slide changed: its cached patches and features are stale
+        else:
+            _check_same_slide(files, fingerprint, slide_path)
+            report(progress, 1.0, f"{files.slide} x{mag}: done already")
+            return files
     slide = open_wsi(slide_path, mpp=mpp)
     plan = plan_magnification(slide, mag, patch_size, mpp=mpp, path=slide_path)
     coords, attrs = _patch_set_for(slide_path, files, mag, patch_size, mpp, patches_root,
@@ -142,10 +147,14 @@ def slide_fingerprint(slide_path, block: int = 1 << 16) -> str:
     return f"{size}:{digest.hexdigest()[:32]}"
 
 
-def _check_same_slide(files: SlideFiles, fingerprint: str, slide_path) -> None:
+def _same_slide(files: SlideFiles, fingerprint: str) -> bool:
     _, _, attrs = load_clam_features(files.h5)
     stored = str(attrs.get("slide_fingerprint", ""))
-    if stored and fingerprint and stored != fingerprint:
+    return not (stored and fingerprint and stored != fingerprint)
+
+
+def _check_same_slide(files: SlideFiles, fingerprint: str, slide_path) -> None:
+    if not _same_slide(files, fingerprint):
         raise Harm3Error(f"{files.h5} holds features of another slide than {slide_path} (same name "
                          f"{files.slide!r}); give each slide a unique id or use another output folder")
 
@@ -172,7 +181,7 @@ def prepare_slide_features(slide_path, out_root, encoder="texture_stats", mags=D
                            patch_size: int = 256, mpp=None, weights=None, progress=None,
                            device=None, batch_size: int = 64, workers: int = 2,
                            params: TissueParams | None = None, contour_fn: str = "four_pt",
-                           slide_id: str | None = None) -> dict:
+                           slide_id: str | None = None, replace_other_slide: bool = False) -> dict:
     """{mag: FeatureBag} for one slide, computed once per slide and encoder, then read from disk.
 
     ``encoder`` is a registered name (with ``weights``, a local file) or a built encoder;
@@ -186,7 +195,8 @@ def prepare_slide_features(slide_path, out_root, encoder="texture_stats", mags=D
     for k, mag in enumerate(mags):
         sub = scaled(progress, k / len(mags), (k + 1) / len(mags))
         files = extract_slide(slide_path, out_root, encoder, mag, patch_size, mpp, None, params, contour_fn,
-                              batch_size, device, workers, False, sub, slide_id=slide_id)
+                              batch_size, device, workers, False, sub, slide_id=slide_id,
+                              replace_other_slide=replace_other_slide)
         bags[mag] = load_feature_bag(out_root, encoder.name, files.slide, mag, patch_size)
         if len(bags[mag]) == 0:
             warnings.warn(EmptyBagWarning(empty_bag_message(files.slide, mag)), stacklevel=2)

@@ -227,8 +227,10 @@ def list_dicom_series(folder, recursive: bool = False) -> list[DicomSeriesInfo]:
     for path, ds in _scan_headers(folder, recursive):
         uid = str(ds.get("SeriesInstanceUID", "") or f"(no SeriesInstanceUID) {path.parent}")
         groups.setdefault(uid, []).append((path, ds))
-    infos = [entry for uid, members in groups.items() for entry in _series_entries(uid, _one_file_per_instance(members), folder)]
-    return sorted(infos, key=lambda s: (s.series_number is None, s.series_number or 0, s.description, s.stack or 0))
+    series = [_series_entries(uid, _one_file_per_instance(members), folder) for uid, members in groups.items()]
+    series.sort(key=lambda entries: (entries[0].series_number is None, entries[0].series_number or 0,
+                                     entries[0].description.rsplit(" — ", 1)[0] if entries[0].stack else entries[0].description))
+    return [entry for entries in series for entry in entries]  # a series' volumes in stack order
 
 
 def _series_list_text(infos) -> str:

@@ -21,7 +21,7 @@ the groups, e.g. ``"stack 2, echo 2 (TE 80 ms)"``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from pydicom.datadict import keyword_for_tag
@@ -212,15 +212,27 @@ def enhanced_frames(ds, path: str) -> list[Frame]:
     return frames
 
 
-def classic_frame(ds, path: str) -> Frame:
-    """The one frame of a classic single-frame file (works on a partial header too: the
-    distinguishing values all come before (0028,0011); geometry is None when not read)."""
-    return Frame(
+def classic_frame(ds, path: str, geometry: bool = True) -> Frame:
+    """The one frame of a classic single-frame file. Its distinguishing values all come before
+    (0028,0011), so a partial header gives the same :meth:`Frame.key`; ``geometry=False``
+    skips position, spacing, rescale and windows (listing needs only the key)."""
+    echo_numbers = _multi(ds.get("EchoNumbers"))
+    frame = Frame(
         file=path,
         index=0,
         rows=int(ds.get("Rows", 0) or 0),
         columns=int(ds.get("Columns", 0) or 0),
         orientation=_floats(ds.get("ImageOrientationPatient"), 6),
+        temporal=_number(ds.get("TemporalPositionIdentifier"), int),
+        echo_time=_number(ds.get("EchoTime")),
+        echo_number=_number(echo_numbers[0], int) if echo_numbers else None,
+        b_value=_number(ds.get("DiffusionBValue")),
+        component=_component(ds.get("ComplexImageComponent")),
+    )
+    if not geometry:
+        return frame
+    return replace(
+        frame,
         position=_floats(ds.get("ImagePositionPatient"), 3),
         pixel_spacing=_floats(ds.get("PixelSpacing"), 2),
         slice_thickness=_number(ds.get("SliceThickness")),
@@ -228,11 +240,6 @@ def classic_frame(ds, path: str) -> Frame:
         slope=_number(ds.get("RescaleSlope")) or 1.0,
         intercept=_number(ds.get("RescaleIntercept")) or 0.0,
         windows=_windows(ds),
-        temporal=_number(ds.get("TemporalPositionIdentifier"), int),
-        echo_time=_number(ds.get("EchoTime")),
-        echo_number=_number(_multi(ds.get("EchoNumbers"))[0], int) if _multi(ds.get("EchoNumbers")) else None,
-        b_value=_number(ds.get("DiffusionBValue")),
-        component=_component(ds.get("ComplexImageComponent")),
     )
 
 
@@ -241,9 +248,9 @@ def is_multiframe(ds) -> bool:
     return int(ds.get("NumberOfFrames", 1) or 1) > 1 or "PerFrameFunctionalGroupsSequence" in ds
 
 
-def frames_of(ds, path: str) -> list[Frame]:
-    """The frames of one file (classic or enhanced)."""
-    return enhanced_frames(ds, str(path)) if is_multiframe(ds) else [classic_frame(ds, str(path))]
+def frames_of(ds, path: str, geometry: bool = True) -> list[Frame]:
+    """The frames of one file (classic or enhanced); see :func:`classic_frame` for ``geometry``."""
+    return enhanced_frames(ds, str(path)) if is_multiframe(ds) else [classic_frame(ds, str(path), geometry)]
 
 
 def plane_name(orientation) -> str:

@@ -178,7 +178,7 @@ def _listed_frames(path, header):
                 header = pydicom.dcmread(path, stop_before_pixels=True)
         except Exception:  # reading will report it
             pass
-    return frames_of(header, str(path))
+    return frames_of(header, str(path), geometry=False)
 
 
 def _series_entries(uid: str, members, folder: Path) -> list[DicomSeriesInfo]:

@@ -30,6 +30,8 @@ highdicom = pytest.importorskip("highdicom")
 from highdicom.legacy import LegacyConvertedEnhancedMRImage  # noqa: E402
 
 T1_TE, T2_TE = 12.0, 80.0
+# highdicom's note that the anonymised PatientName "STS_001" has a single component
+pytestmark = pytest.mark.filterwarnings("ignore:The string .* intended person name:UserWarning")
 
 
 def _classic(shared_data, series: str, count: int | None = None) -> list[Dataset]:
@@ -74,10 +76,11 @@ def _dimension(pointer: int, label: str) -> Dataset:
 
 def _merge_stacks(parts, seed: int = 0) -> Dataset:
     """One Enhanced MR file from several (enhanced dataset, StackID, TE ms, slope, intercept,
-    transpose) parts: geometry moved per frame, MR Echo and Pixel Value Transformation per
-    frame, Frame Content StackID / InStackPositionNumber / DimensionIndexValues, frames shuffled."""
+    transpose[, TemporalPositionIndex]) parts: geometry moved per frame, MR Echo and Pixel Value
+    Transformation per frame, Frame Content StackID / InStackPositionNumber / temporal index /
+    DimensionIndexValues, frames shuffled."""
     frames = []
-    for ds, stack_id, echo_ms, slope, intercept, transpose in parts:
+    for ds, stack_id, echo_ms, slope, intercept, transpose, *temporal in parts:
         shared = ds.SharedFunctionalGroupsSequence[0]
         raw = ds.pixel_array
         for n, source in enumerate(ds.PerFrameFunctionalGroupsSequence):
@@ -104,6 +107,8 @@ def _merge_stacks(parts, seed: int = 0) -> Dataset:
                 del content.StackID
                 content.DimensionIndexValues = [n + 1]
             content.InStackPositionNumber = n + 1
+            if temporal:
+                content.TemporalPositionIndex = temporal[0]
             frames.append((item, np.ascontiguousarray(pixels)))
     order = np.random.default_rng(seed).permutation(len(frames))
     merged = copy.deepcopy(parts[0][0])
@@ -226,6 +231,35 @@ def test_two_orientations_in_one_file_are_two_volumes(shared_data, tmp_path):
     assert plane_name([1, 0, 0, 0, 0, -1]) == "coronal" and plane_name([0, 1, 0, 0, 0, -1]) == "sagittal"
 
 
+def test_temporal_positions_in_one_file_are_two_volumes(shared_data, tmp_path):
+    """A dynamic acquisition: the same stack at two TemporalPositionIndex values."""
+    t1 = _enhanced(_classic(shared_data, "T1", 4))
+    later = copy.deepcopy(t1)
+    later.PixelData = (t1.pixel_array // 3).astype(np.uint16).tobytes()
+    path = _save(_merge_stacks([(t1, None, None, 1.0, 0.0, False, 1), (later, None, None, 1.0, 0.0, False, 2)]), tmp_path / "t")
+    assert [s.stack_label for s in list_dicom_series(path.parent)] == ["time point 1", "time point 2"]
+    first, second = (read_volume(path, series_uid=f":{n}") for n in (1, 2))
+    np.testing.assert_array_equal(second.data, first.data // 3)
+    np.testing.assert_allclose(second.affine, first.affine)
+
+
+def test_other_dimension_indices_split_only_frames_at_one_place(shared_data, tmp_path):
+    """A Philips-style private "image type" dimension (magnitude/phase at one place) splits; an
+    acquisition counter that numbers the slices does not."""
+    t1 = _enhanced(_classic(shared_data, "T1", 4))
+    other = copy.deepcopy(t1)
+    other.PixelData = (t1.pixel_array // 2).astype(np.uint16).tobytes()
+    merged = _merge_stacks([(t1, None, None, 1.0, 0.0, False, 1), (other, None, None, 1.0, 0.0, False, 2)])
+    merged.DimensionIndexSequence = [_dimension(0x00200012, "Acquisition Number"), _dimension(0x20051011, "Image Type")]
+    for item in merged.PerFrameFunctionalGroupsSequence:
+        content = item.FrameContentSequence[0]
+        content.DimensionIndexValues = [int(content.InStackPositionNumber), int(content.TemporalPositionIndex)]
+        del content.TemporalPositionIndex
+    path = _save(merged, tmp_path / "d")
+    assert [(s.stack_label, s.n_frames) for s in list_dicom_series(path.parent)] == [("Image Type 1", 4), ("Image Type 2", 4)]
+    np.testing.assert_array_equal(read_volume(path, series_uid=":2").data, read_volume(path, series_uid=":1").data // 2)
+
+
 def _frame_item(ds, number):
     return ds.PerFrameFunctionalGroupsSequence[number - 1]
 
@@ -268,6 +302,14 @@ def test_inconsistent_frames_are_one_readable_line(shared_data, tmp_path):
         with pytest.raises(InputFileError) as error:
             read_volume(path.parent)
         assert expected in str(error.value) and "\n" not in str(error.value), change.__name__
+    # classic slices of one series, one of them of another matrix size
+    for ds in _classic(shared_data, "T1", 5):
+        if ds.InstanceNumber == 3:
+            ds.PixelData = np.ascontiguousarray(ds.pixel_array[::2, ::2]).tobytes()
+            ds.Rows, ds.Columns = 256, 256
+        ds.save_as(tmp_path / f"s{ds.InstanceNumber:02d}.dcm", enforce_file_format=True)
+    with pytest.raises(InputFileError, match=r"frames of different sizes \(512×512 and 256×256 in s03.dcm\)"):
+        read_volume(tmp_path / "s01.dcm")
 
 
 def test_a_classic_dual_echo_series_splits_by_echo(shared_data, tmp_path):

@@ -14,9 +14,10 @@ Classic files keep the same facts at the top level (EchoTime, EchoNumbers,
 TemporalPositionIdentifier, ...).
 
 :func:`split_stacks` groups frames whose distinguishing values agree (orientations equal to
-1e-3) and numbers the groups 1, 2, ... in a fixed order (stack ID, time, echo, b-value,
-component, orientation, other dimensions); each group's label names only what differs between
-the groups, e.g. ``"stack 2, echo 2 (TE 80 ms)"``.
+1e-3; other dimension indices only where they tell apart frames at one position, so a slice
+counter splits nothing) and numbers the groups 1, 2, ... in a fixed order (stack ID, time,
+echo, b-value, component, other dimensions, orientation); each group's label names only what
+differs between the groups, e.g. ``"stack 2, echo 2 (TE 80 ms)"``.
 """
 
 from __future__ import annotations
@@ -60,10 +61,12 @@ class Frame:
     component: str | None = None  # MAGNITUDE, PHASE, REAL, IMAGINARY
     dimensions: tuple[tuple[str, int], ...] = ()  # other non-spatial dimension indices
 
-    def key(self) -> tuple:
-        """What must agree for two frames to belong to one volume (orientation aside)."""
+    def key(self, dimensions=None) -> tuple:
+        """What must agree for two frames to belong to one volume (orientation aside); of the
+        other dimension indices only those labelled in ``dimensions`` (all when None)."""
         echo = round(self.echo_time, 2) if self.echo_time is not None else self.echo_number
-        return (self.stack_id, self.temporal, echo, self.b_value, self.component, self.dimensions)
+        dims = self.dimensions if dimensions is None else tuple(d for d in self.dimensions if d[0] in dimensions)
+        return (self.stack_id, self.temporal, echo, self.b_value, self.component, dims)
 
 
 @dataclass(frozen=True)
@@ -285,13 +288,29 @@ def _sortable(value):
     return (1, value, "") if not isinstance(value, tuple) else (1, 0, str(value))
 
 
+def _splitting_dimensions(frames, clusters) -> set[str]:
+    """The other dimension indices that tell apart frames lying at one place. An index that
+    only numbers the slices of a stack (an acquisition or slice counter) splits nothing."""
+    first_at: dict[tuple, dict] = {}
+    needed: set[str] = set()
+    for frame, cluster in zip(frames, clusters):
+        if not frame.dimensions or frame.position is None:
+            continue
+        spot = (frame.key(dimensions=()), cluster, tuple(np.round(frame.position, 2)))
+        values = dict(frame.dimensions)
+        other = first_at.setdefault(spot, values)
+        needed |= {label for label, value in values.items() if other is not values and other.get(label) != value}
+    return needed
+
+
 def split_stacks(frames) -> list[Stack]:
     """Group ``frames`` into stacks (see the module docstring), numbered from 1. A stack's
-    key is the frames' :meth:`Frame.key` plus their orientation."""
+    key is the frames' :meth:`Frame.key` (with the dimensions that split) plus their orientation."""
     clusters, orientations = _orientation_groups(frames)
+    dimensions = _splitting_dimensions(frames, clusters)
     groups: dict[tuple, list[Frame]] = {}
     for frame, cluster in zip(frames, clusters):
-        groups.setdefault(frame.key() + (cluster,), []).append(frame)
+        groups.setdefault(frame.key(dimensions) + (cluster,), []).append(frame)
     order = sorted(groups, key=lambda k: tuple(_sortable(v) for v in k))
     keys = {k: k[:-1] + (orientations[k[-1]],) for k in order}
     labels = _labels(order, groups)

@@ -205,7 +205,7 @@ def test_a_file_with_two_stacks_splits_into_volumes_told_apart(two_stacks, class
     file_text, folder_text = "\n".join(describe(two_stacks)), "\n".join(describe(folder))
     assert "DICOM file with 2 volumes (stacks)" in file_text and f"select: {two_stacks}#:2" in file_text
     assert "40 × 512 × 512" in file_text and "volume 2 — stack 2, echo 2 (TE 80 ms)" in file_text
-    assert f"volume 2 of 2 (select: .#{uid}:2)" in folder_text
+    assert "folder with 1 DICOM series (2 volumes)" in folder_text and f"volume 2 of 2 (select: .#{uid}:2)" in folder_text
 
     manifest = tmp_path / "case" / "case.yaml"
     manifest.parent.mkdir()

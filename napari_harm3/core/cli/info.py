@@ -176,7 +176,9 @@ def _describe_folder(path: Path) -> list[str]:
     series = list_dicom_series(path, recursive=True)
     if not series:
         raise InputFileError(path, "holds no DICOM series (nor does any sub-folder); choose a DICOM folder or a file")
-    lines = [f"{path}: folder with {len(series)} DICOM series"]
+    n_series = len({info.uid for info in series})
+    volumes = f" ({len(series)} volumes)" if len(series) > n_series else ""
+    lines = [f"{path}: folder with {n_series} DICOM series{volumes}"]
     for info in series:
         where = Path(info.folder)
         relative = where.relative_to(path) if where != path and where.is_relative_to(path) else Path(".")

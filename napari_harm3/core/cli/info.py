@@ -1,9 +1,12 @@
 """``harm3 info PATH…`` — a readable summary of MRI volumes, DICOM folders, masks and slides.
 
 * NIfTI image / DICOM image file: shape, spacing, orientation, world extent, description,
-  intensity range and default display window.
+  intensity range and default display window; for DICOM also the transfer syntax, frames and
+  the file's own window presets. A multi-frame file holding several volumes (stacks) lists
+  them, each with the selector (``FILE#:N``) that picks it.
 * NIfTI label volume / RTSTRUCT: each label's name and volume in mL.
-* Folder: the DICOM series it holds (sub-folders included).
+* Folder: the DICOM series it holds (sub-folders included), their transfer syntax, and the
+  volumes of series that hold several (``FOLDER#UID:N`` picks one).
 * Whole-slide image: levels, microns per pixel, objective power, backend, associated images.
 """
 
@@ -48,9 +51,7 @@ def describe(path) -> list[str]:
         return _describe_nifti(path)
     kind = dicom_file_kind(path)
     if kind == "volume":
-        from ..io.mri import read_volume
-
-        return _describe_volume(read_volume(path), "MRI volume (DICOM series)")
+        return _describe_dicom_file(path)
     if kind == "rtstruct":
         return _describe_rtstruct(path)
     return _describe_slide(path)
@@ -81,8 +82,50 @@ def _describe_volume(volume, kind: str) -> list[str]:
     for key in ("modality", "manufacturer", "manufacturer_model", "echo_time", "repetition_time", "warning"):
         if key in metadata:
             lines.append(f"  {key.replace('_', ' ')}: {metadata[key]}")
+    lines.extend(_dicom_lines(metadata))
     window = auto_window(data)
     lines.append(f"  intensity: {float(np.nanmin(data)):.4g} to {float(np.nanmax(data)):.4g}; auto window {window[0]:.4g} to {window[1]:.4g}")
+    return lines
+
+
+def _dicom_lines(metadata) -> list[str]:
+    """Transfer syntax, frames/stacks and window presets of a DICOM volume's metadata."""
+    if metadata.get("format") != "DICOM":
+        return []
+    lossy = " — lossy" if metadata.get("lossy_compression") else ""
+    lines = [f"  transfer syntax: {metadata.get('transfer_syntax', '?')}{lossy}"]
+    frames = f"  frames: {metadata.get('n_frames', '?')} in {metadata.get('n_files', '?')} file(s)"
+    if metadata.get("multiframe"):
+        frames += f", multi-frame ({metadata.get('sop_class', 'enhanced')})"
+    if metadata.get("n_stacks", 1) > 1:
+        frames += f"; volume {metadata.get('stack')} of {metadata['n_stacks']}: {metadata.get('stack_label', '')}"
+    lines.append(frames)
+    presets = metadata.get("window_presets") or ()
+    if presets:
+        shown = ", ".join(f"{p['center']:g}/{p['width']:g}" + (f" ({p['explanation']})" if p["explanation"] else "") for p in presets[:4])
+        more = f" and {len(presets) - 4} more" if len(presets) > 4 else ""
+        lines.append(f"  DICOM window presets (centre/width): {shown}{more}")
+    return lines
+
+
+def _describe_dicom_file(path: Path) -> list[str]:
+    """One DICOM image file: its volume, or the list of volumes when the file holds several."""
+    from ..io.dicom_series import list_dicom_series, read_dicom_file_series, _read_header
+    from ..io.mri import read_volume
+
+    uid = str(_read_header(path).get("SeriesInstanceUID", "") or "")
+    holding = [s for s in list_dicom_series(path.parent) if s.uid == uid and str(path) in s.files]
+    if len(holding) < 2:
+        return _describe_volume(read_volume(path), "MRI volume (DICOM series)")
+    first = holding[0]
+    lines = [
+        f"{path}: DICOM file with {len(holding)} volumes (stacks) of series {first.uid}",
+        f"  transfer syntax: {first.transfer_syntax}",
+    ]
+    for info in holding:
+        volume = read_dicom_file_series(path, series_uid=f":{info.stack}")
+        lines.append(f"  volume {info.stack} — {info.stack_label}: {' × '.join(str(n) for n in volume.shape)}, "
+                     f"spacing {_fmt(volume.spacing)} mm, {volume.orientation_codes()} (select: {path}#:{info.stack})")
     return lines
 
 
@@ -127,18 +170,34 @@ def _describe_rtstruct(path: Path) -> list[str]:
 
 
 def _describe_folder(path: Path) -> list[str]:
+    from ..io.dicom_pixels import undecodable_reason
     from ..io.mri import list_dicom_series
 
     series = list_dicom_series(path, recursive=True)
     if not series:
         raise InputFileError(path, "holds no DICOM series (nor does any sub-folder); choose a DICOM folder or a file")
-    lines = [f"{path}: folder with {len(series)} DICOM series"]
+    n_series = len({info.uid for info in series})
+    volumes = f" ({len(series)} volumes)" if len(series) > n_series else ""
+    lines = [f"{path}: folder with {n_series} DICOM series{volumes}"]
     for info in series:
         where = Path(info.folder)
         relative = where.relative_to(path) if where != path and where.is_relative_to(path) else Path(".")
-        lines.append(f"  [{info.modality or '?'}] {info.description} — {info.n_files} file{'s' if info.n_files != 1 else ''} in {relative}/")
-        lines.append(f"      series {info.uid}")
+        frames = f", {info.n_frames} frames" if info.n_frames != info.n_files and info.kind == "volume" else ""
+        lines.append(f"  [{info.modality or '?'}] {info.description} — {info.n_files} file{'s' if info.n_files != 1 else ''}"
+                     f"{frames} in {relative}/ ({_syntax_short(info.transfer_syntax)})")
+        problem = undecodable_reason(info.transfer_syntax_uid) if info.kind == "volume" and info.transfer_syntax_uid else None
+        if problem:
+            lines.append(f"      cannot be read here: {problem}")
+        if info.stack is None:
+            lines.append(f"      series {info.uid}")
+        else:
+            lines.append(f"      series {info.uid}, volume {info.stack} of {info.n_stacks} (select: {relative}#{info.selector})")
     return lines
+
+
+def _syntax_short(text: str) -> str:
+    """The transfer syntax's name without its UID (the folder listing is wide enough)."""
+    return text.rsplit(" (", 1)[0] if text else "?"
 
 
 def _describe_slide(path: Path) -> list[str]:

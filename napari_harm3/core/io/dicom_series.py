@@ -1,10 +1,31 @@
-"""DICOM image series: list the series in a folder and read one as a :class:`Volume`.
+"""DICOM image series: list the series (and the volumes within them) in a folder, read one as a
+:class:`Volume`.
 
-Listing reads headers only (``stop_before_pixels``); reading decodes each slice's pixels once.
-Slices are sorted by their ImagePositionPatient projected on the slice normal (the cross
-product of the ImageOrientationPatient row and column directions), rescaled with
-RescaleSlope/RescaleIntercept, and checked for one grid: same orientation, size and pixel
-spacing, and evenly spaced positions (a missing slice is an error, not a silent gap).
+Any transfer syntax pydicom's pixel handlers decode with the kept decoders
+(:mod:`.dicom_pixels`: JPEG baseline/extended/lossless, JPEG-LS, JPEG 2000, HTJ2K, RLE,
+deflate), classic single-frame files and Enhanced / multi-frame files (:mod:`.dicom_frames`).
+
+Series and volumes
+------------------
+A series (SeriesInstanceUID) is usually one volume. It holds several when its frames differ by
+stack, orientation, echo, temporal position, b-value or another dimension index — e.g. an
+Enhanced MR file with two stacks, or a dual-echo series: each becomes its own
+:class:`DicomSeriesInfo` with ``stack`` = 1, 2, … and a description naming what differs
+(``"AXIAL T2 — stack 2, echo 2 (TE 80 ms)"``).
+
+Choosing one: the series selector
+---------------------------------
+Wherever a case manifest, :func:`napari_harm3.core.io.mri.read_volume` or
+:func:`read_dicom_series` takes "a series of this folder", the text after ``#`` is a *series
+selector*, parsed only by :func:`parse_series_selector`::
+
+    folder#<SeriesInstanceUID>        the series (it must be one volume)
+    folder#<SeriesInstanceUID>:<N>    volume N of that series (N as `harm3 info folder` lists it)
+    folder#:<N>                       volume N of the folder's only image series
+    file.dcm#:<N>                     volume N of the series that file belongs to
+
+Listing reads headers only (up to (0028,0011); Enhanced files without their pixel data);
+reading decodes each needed frame once.
 """
 
 from __future__ import annotations
@@ -13,13 +34,17 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
+import pydicom
 
 from ..errors import InputFileError
-from .mri import RTSTRUCT_SOP_CLASS, VOLUME_MODALITIES, WSI_SOP_CLASS, Volume, _REVERSE_XYZ
+from .dicom_frames import frames_of, is_multiframe, pick_stack, split_stacks
+from .dicom_pixels import decode_frames, syntax_name, transfer_syntax_of
+from .dicom_volume import describe_series, stack_volume
+from .mri import RTSTRUCT_SOP_CLASS, VOLUME_MODALITIES, WSI_SOP_CLASS, Volume
 
-# Every tag that listing and the kind test need (SOP class, modality, series UID and
-# description, frame of reference, Rows, Columns) comes before (0028,0011): stopping there
+# Every tag that listing, the kind test and the stack split of classic files need (SOP class,
+# modality, series UID and description, echo time and number, orientation, temporal position,
+# frame of reference, NumberOfFrames, Rows, Columns) comes before (0028,0011): stopping there
 # skips big RTSTRUCT contour sequences, private blocks and pixel data.
 _LAST_HEADER_TAG = 0x00280011
 
@@ -35,7 +60,12 @@ def _read_header(path):
 
 @dataclass(frozen=True)
 class DicomSeriesInfo:
-    """One DICOM series found in a folder (from headers only)."""
+    """One volume of a DICOM series found in a folder (from headers only).
+
+    ``stack`` is None when the series is one volume, else the volume's number (1, 2, …) of
+    ``n_stacks``; ``selector`` is what follows ``#`` to choose it. ``files`` are the files
+    holding this volume; read it with :func:`read_series` (which sees the whole series).
+    """
 
     uid: str
     description: str
@@ -47,6 +77,35 @@ class DicomSeriesInfo:
     sop_class_uid: str = ""
     frame_of_reference_uid: str | None = None
     series_number: int | None = None
+    transfer_syntax: str = ""  # name and UID, e.g. "RLE Lossless (1.2.840.10008.1.2.5)"
+    transfer_syntax_uid: str = ""
+    n_frames: int = 0
+    stack: int | None = None
+    n_stacks: int = 1
+    stack_label: str = ""
+    stack_key: tuple | None = field(default=None, repr=False, compare=False)
+    series_files: tuple[str, ...] = field(default=(), repr=False)
+
+    @property
+    def selector(self) -> str:
+        """``UID`` or ``UID:N``: the text after ``folder#`` that picks this volume."""
+        return self.uid if self.stack is None else f"{self.uid}:{self.stack}"
+
+
+def parse_series_selector(text) -> tuple[str | None, int | None]:
+    """``"UID"`` → (UID, None); ``"UID:2"`` → (UID, 2); ``":2"`` → (None, 2); None/"" → (None, None).
+
+    Raises ValueError (one line) for a volume number that is not a positive integer.
+    """
+    text = str(text or "").strip()
+    uid, sep, number = text.partition(":")
+    uid = uid.strip() or None
+    if not sep:
+        return uid, None
+    number = number.strip()
+    if not number.isdigit() or int(number) < 1:
+        raise ValueError(f"series selector {text!r}: after ':' comes the volume number (1, 2, …), not {number!r}")
+    return uid, int(number)
 
 
 def is_dicom_file(path) -> bool:
@@ -109,18 +168,58 @@ def _one_file_per_instance(members):
     return kept
 
 
-def _describe(ds, fallback: str) -> str:
-    for keyword in ("SeriesDescription", "ProtocolName"):
-        text = str(ds.get(keyword, "") or "").strip()
-        if text:
-            return text
-    number = ds.get("SeriesNumber")
-    return f"series {number}" if number is not None else fallback
+def _listed_frames(path, header):
+    """A file's frames for listing: classic ones from the partial header, Enhanced ones from
+    the header read up to the pixel data (the functional groups lie after (0028,0011))."""
+    if is_multiframe(header):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                header = pydicom.dcmread(path, stop_before_pixels=True)
+        except Exception:  # reading will report it
+            pass
+    return frames_of(header, str(path), geometry=False)
+
+
+def _series_entries(uid: str, members, folder: Path) -> list[DicomSeriesInfo]:
+    first = members[0][1]
+    number = first.get("SeriesNumber")
+    description = describe_series(first, fallback=Path(members[0][0]).parent.name)
+    kind = _kind_of(first)
+    all_files = tuple(str(p) for p, _ in members)
+    common = dict(
+        uid=uid,
+        modality=str(first.get("Modality", "")),
+        kind=kind,
+        sop_class_uid=str(first.get("SOPClassUID", "")),
+        frame_of_reference_uid=str(first.get("FrameOfReferenceUID", "")) or None,
+        series_number=int(number) if number not in (None, "") else None,
+        transfer_syntax=syntax_name(transfer_syntax_of(first)),
+        transfer_syntax_uid=str(transfer_syntax_of(first)),
+        series_files=all_files,
+    )
+    stacks = split_stacks([f for p, ds in members for f in _listed_frames(p, ds)]) if kind == "volume" else []
+    if len(stacks) < 2:
+        n_frames = len(stacks[0].frames) if stacks else len(members)
+        return [DicomSeriesInfo(description=description, n_files=len(members), folder=_folder_of(all_files, folder),
+                                files=all_files, n_frames=n_frames, stack_key=stacks[0].key if stacks else None, **common)]
+    return [
+        DicomSeriesInfo(description=f"{description} — {stack.label}", n_files=len(stack.files),
+                        folder=_folder_of(stack.files, folder), files=stack.files, n_frames=len(stack.frames),
+                        stack=stack.number, n_stacks=len(stacks), stack_label=stack.label, stack_key=stack.key, **common)
+        for stack in stacks
+    ]
+
+
+def _folder_of(files, folder: Path) -> str:
+    parents = {str(Path(p).parent) for p in files}
+    return parents.pop() if len(parents) == 1 else str(folder)
 
 
 def list_dicom_series(folder, recursive: bool = False) -> list[DicomSeriesInfo]:
     """The DICOM series in ``folder`` (sub-folders too when ``recursive``), told apart by
-    SeriesInstanceUID, sorted by series number then description. Headers only."""
+    SeriesInstanceUID, one entry per volume (stack), sorted by series number, description
+    and stack. Headers only."""
     folder = Path(folder)
     if not folder.is_dir():
         raise InputFileError(folder, "not a folder; pass the folder holding the DICOM slices")
@@ -128,78 +227,107 @@ def list_dicom_series(folder, recursive: bool = False) -> list[DicomSeriesInfo]:
     for path, ds in _scan_headers(folder, recursive):
         uid = str(ds.get("SeriesInstanceUID", "") or f"(no SeriesInstanceUID) {path.parent}")
         groups.setdefault(uid, []).append((path, ds))
-    infos = []
-    for uid, members in groups.items():
-        members = _one_file_per_instance(members)
-        first = members[0][1]
-        number = first.get("SeriesNumber")
-        parents = {str(p.parent) for p, _ in members}
-        infos.append(
-            DicomSeriesInfo(
-                uid=uid,
-                description=_describe(first, fallback=Path(members[0][0]).parent.name),
-                modality=str(first.get("Modality", "")),
-                n_files=len(members),
-                folder=parents.pop() if len(parents) == 1 else str(folder),
-                files=tuple(str(p) for p, _ in members),
-                kind=_kind_of(first),
-                sop_class_uid=str(first.get("SOPClassUID", "")),
-                frame_of_reference_uid=str(first.get("FrameOfReferenceUID", "")) or None,
-                series_number=int(number) if number not in (None, "") else None,
-            )
-        )
-    return sorted(infos, key=lambda s: (s.series_number is None, s.series_number or 0, s.description))
+    series = [_series_entries(uid, _one_file_per_instance(members), folder) for uid, members in groups.items()]
+    series.sort(key=lambda entries: (entries[0].series_number is None, entries[0].series_number or 0,
+                                     entries[0].description.rsplit(" — ", 1)[0] if entries[0].stack else entries[0].description))
+    return [entry for entries in series for entry in entries]  # a series' volumes in stack order
 
 
 def _series_list_text(infos) -> str:
-    return "; ".join(f"{s.uid} ({s.description}, {s.modality}, {s.n_files} files)" for s in infos)
+    return "; ".join(f"{s.selector} ({s.description}, {s.modality}, {s.n_files} files)" for s in infos)
+
+
+def _stack_list_text(infos) -> str:
+    return "; ".join(f":{s.stack} = {s.stack_label} ({s.n_frames} frames)" for s in infos)
+
+
+def _choose(infos, where, uid: str | None, stack: int | None, hint: str) -> DicomSeriesInfo:
+    """The one entry that ``uid``/``stack`` pick among ``infos`` (entries of one place)."""
+    if uid is not None:
+        chosen = [s for s in infos if s.uid == uid]
+        if not chosen:
+            raise InputFileError(where, f"has no series {uid}; it holds: {_series_list_text(infos)}")
+    else:
+        chosen = [s for s in infos if s.kind == "volume"]
+        if not chosen:
+            raise InputFileError(where, f"holds no MR/CT image series (found: {_series_list_text(infos)})")
+        uids = list(dict.fromkeys(s.uid for s in chosen))
+        if len(uids) > 1:
+            raise InputFileError(
+                where, f"holds {len(uids)} image series; choose one by SeriesInstanceUID: {_series_list_text(chosen)}"
+            )
+    if stack is not None:
+        picked = [s for s in chosen if (s.stack or 1) == stack]
+        if not picked:
+            raise InputFileError(where, f"series {chosen[0].uid} has no volume {stack}; it has {len(chosen)}: "
+                                 f"{_stack_list_text(chosen) if len(chosen) > 1 else ':1'}")
+        return picked[0]
+    if len(chosen) > 1:
+        raise InputFileError(
+            where, f"series {chosen[0].uid} holds {len(chosen)} volumes; choose one as {hint}#{chosen[0].uid}:N: "
+            f"{_stack_list_text(chosen)}")
+    return chosen[0]
+
+
+def _selector(where, text):
+    try:
+        return parse_series_selector(text)
+    except ValueError as exc:
+        raise InputFileError(where, str(exc)) from None
 
 
 def read_dicom_series(folder, series_uid: str | None = None) -> Volume:
-    """Read one image series of ``folder`` as a :class:`Volume`.
+    """Read one image volume of ``folder`` as a :class:`Volume`.
 
-    ``series_uid`` picks the series; without it the folder must hold exactly one image series,
-    otherwise the error lists them (uid and description) so the caller can choose.
+    ``series_uid`` is a series selector (module docstring): ``UID``, ``UID:N`` or ``:N``.
+    Without it the folder must hold exactly one image volume, otherwise the error lists the
+    choices (selector and description).
     """
     folder = Path(folder)
     if not folder.exists():
         raise InputFileError(folder, "no such folder; check the path")
+    uid, stack = _selector(folder, series_uid)
     infos = list_dicom_series(folder)
     if not infos:
         has_files = any(p.is_file() for p in folder.iterdir())
         reason = "holds no DICOM files" if has_files else "is empty"
         raise InputFileError(folder, f"{reason}; choose the folder that holds the series' .dcm slices")
-    if series_uid is not None:
-        chosen = [s for s in infos if s.uid == series_uid]
-        if not chosen:
-            raise InputFileError(folder, f"has no series {series_uid}; it holds: {_series_list_text(infos)}")
-        return read_dicom_files(chosen[0].files, source=str(folder))
-    images = [s for s in infos if s.kind == "volume"]
-    if not images:
-        raise InputFileError(folder, f"holds no MR/CT image series (found: {_series_list_text(infos)})")
-    if len(images) > 1:
-        raise InputFileError(
-            folder, f"holds {len(images)} image series; choose one by SeriesInstanceUID: {_series_list_text(images)}"
-        )
-    return read_dicom_files(images[0].files, source=str(folder))
+    return read_series(_choose(infos, folder, uid, stack, hint=str(folder)), source=str(folder))
 
 
-def read_dicom_file_series(path) -> Volume:
-    """Read the whole series that the DICOM file ``path`` belongs to (from its folder)."""
+def read_series(info: DicomSeriesInfo, source: str | None = None) -> Volume:
+    """Read the volume a :class:`DicomSeriesInfo` from :func:`list_dicom_series` describes."""
+    files = info.series_files or info.files
+    return read_dicom_files(files, source=source or info.folder, stack_key=info.stack_key)
+
+
+def read_dicom_file_series(path, series_uid: str | None = None) -> Volume:
+    """Read the volume that the DICOM file ``path`` belongs to (its series, from its folder).
+
+    ``series_uid`` may be ``:N`` (or ``UID:N``) to pick volume N of a series that holds
+    several; otherwise the volume holding ``path`` is read (an error lists the choices when
+    the file holds several).
+    """
     path = Path(path)
+    _, stack = _selector(path, series_uid)
     try:
         ds = _read_header(path)
     except Exception as exc:
         raise InputFileError(path, f"not a readable DICOM file ({one_line(exc)})") from exc
     uid = str(ds.get("SeriesInstanceUID", "") or "")
     instance = str(ds.get("SOPInstanceUID", "") or "")
-    if uid:
-        for info in list_dicom_series(path.parent):
-            if info.uid == uid:
-                # the chosen file stands for its instance, whatever other copies the folder has
-                others = [f for f in info.files if _instance_of(f) != instance]
-                return read_dicom_files([str(path)] + others, source=str(path))
-    return read_dicom_files([str(path)], source=str(path))
+    entries = [info for info in list_dicom_series(path.parent) if uid and info.uid == uid]
+    if not entries:
+        return read_dicom_files([str(path)], source=str(path))
+    # the chosen file stands for its instance, whatever other copies the folder has
+    listed = next((f for f in entries[0].series_files if _instance_of(f) == instance), None)
+    if stack is None:
+        holding = [e for e in entries if listed in e.files] or entries
+        info = _choose(holding, path, uid, None, hint=str(path))
+    else:
+        info = _choose(entries, path, uid, stack, hint=str(path))
+    files = [str(path) if f == listed else f for f in info.series_files]
+    return read_dicom_files(files, source=str(path), stack_key=info.stack_key)
 
 
 def _instance_of(path) -> str:
@@ -215,16 +343,7 @@ def one_line(exc: BaseException, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _float_list(ds, keyword, path, count):
-    value = ds.get(keyword)
-    if value is None or len(value) != count:
-        raise InputFileError(path, f"lacks {keyword}; cannot place the slice in patient space")
-    return np.array([float(v) for v in value])
-
-
-def _read_slice(path: str):
-    import pydicom
-
+def _read_image_file(path: str):
     try:
         ds = pydicom.dcmread(path)
     except Exception as exc:
@@ -233,120 +352,32 @@ def _read_slice(path: str):
         raise InputFileError(path, "DICOM file has no pixel data (not an image slice); open the image series instead")
     if str(ds.get("SOPClassUID", "")) == WSI_SOP_CLASS:
         raise InputFileError(path, "is a whole-slide microscopy image, not an MRI slice; open it as a slide")
-    if int(ds.get("NumberOfFrames", 1) or 1) > 1:
-        raise InputFileError(path, "multi-frame (enhanced) DICOM is not supported yet; export the series as single-frame slices")
     if int(ds.get("SamplesPerPixel", 1)) != 1:
         raise InputFileError(path, "colour DICOM image; an MRI/CT slice must be grey-level")
-    try:
-        pixels = ds.pixel_array
-    except Exception as exc:
-        syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "?")
-        raise InputFileError(path, f"pixel data cannot be decoded (transfer syntax {syntax}: {one_line(exc)})") from exc
-    return ds, pixels
+    if is_multiframe(ds) and "PerFrameFunctionalGroupsSequence" not in ds and "SharedFunctionalGroupsSequence" not in ds:
+        raise InputFileError(path, "multi-frame DICOM without functional groups: its frames cannot be placed in patient space")
+    return ds
 
 
-def _slice_geometry(ds, path):
-    orientation = _float_list(ds, "ImageOrientationPatient", path, 6)
-    position = _float_list(ds, "ImagePositionPatient", path, 3)
-    spacing = ds.get("PixelSpacing")
-    if spacing is None or len(spacing) != 2:
-        raise InputFileError(path, "lacks PixelSpacing; cannot size the voxels")
-    return orientation, position, np.array([float(v) for v in spacing])
+def read_dicom_files(files, source: str, stack_key: tuple | None = None) -> Volume:
+    """Read the image files of one series into a :class:`Volume`.
 
-
-def read_dicom_files(files, source: str) -> Volume:
-    """Read the given single-frame slices of one series into a :class:`Volume`."""
+    Classic slices and Enhanced files alike; ``stack_key`` (from :class:`DicomSeriesInfo`)
+    picks one volume when the files hold several, otherwise they must hold exactly one.
+    """
     files = [str(f) for f in files]
     if not files:
         raise InputFileError(source, "no DICOM slices to read")
-    slices = [_read_slice(f) for f in files]
-    first, first_pixels = slices[0]
-    orientation, _, pixel_spacing = _slice_geometry(first, files[0])
-    positions = []
-    for (ds, pixels), path in zip(slices, files):
-        o, p, s = _slice_geometry(ds, path)
-        if not np.allclose(o, orientation, atol=1e-4):
-            raise InputFileError(source, f"slices have different orientations ({Path(path).name}); not one volume")
-        if pixels.shape != first_pixels.shape or not np.allclose(s, pixel_spacing, rtol=1e-4):
-            raise InputFileError(source, f"slices have different sizes or pixel spacing ({Path(path).name}); not one volume")
-        positions.append(p)
-    row_dir, col_dir = orientation[:3], orientation[3:]
-    normal = np.cross(row_dir, col_dir)
-    positions = np.array(positions)
-    order = np.argsort(positions @ normal, kind="stable")
-    positions = positions[order]
-    step = _slice_step(positions, normal, first, source)
-    matrix = np.column_stack([step, col_dir * pixel_spacing[0], row_dir * pixel_spacing[1]])
-    affine_xyz = np.eye(4)
-    affine_xyz[:3, :3] = matrix
-    affine_xyz[:3, 3] = positions[0]
-    data, rescaled = _stack_rescaled([slices[i] for i in order])
-    return Volume(
-        data=data,
-        affine=_REVERSE_XYZ @ affine_xyz,  # world (x, y, z) -> (z, y, x); index already (k, j, i)
-        name=_describe(first, fallback=Path(files[0]).parent.name),
-        source=str(source),
-        description=str(first.get("SeriesDescription", "") or ""),
-        series_uid=str(first.get("SeriesInstanceUID", "")) or None,
-        frame_of_reference_uid=str(first.get("FrameOfReferenceUID", "")) or None,
-        metadata=_series_metadata(first, len(files), rescaled),
-    )
-
-
-def _slice_step(positions, normal, first, source) -> np.ndarray:
-    """The world vector from one slice to the next; checks even spacing."""
-    if len(positions) == 1:
-        thickness = first.get("SpacingBetweenSlices") or first.get("SliceThickness") or 1.0
-        return normal * float(thickness)
-    gaps = np.diff(positions @ normal)
-    if np.any(gaps < 1e-3):
-        raise InputFileError(
-            source,
-            "several slices share one position (multi-echo, dynamic or diffusion series?); "
-            "split it into one folder per echo/time point",
-        )
-    median = float(np.median(gaps))
-    if np.max(np.abs(gaps - median)) > max(0.01, 0.02 * median):
-        raise InputFileError(
-            source, f"uneven slice spacing ({gaps.min():.3g}–{gaps.max():.3g} mm): slices are missing or mixed"
-        )
-    return (positions[-1] - positions[0]) / (len(positions) - 1)
-
-
-def _stack_rescaled(slices) -> tuple[np.ndarray, bool]:
-    """Stack pixel arrays, applying RescaleSlope/Intercept (float32 when they are not 1/0)."""
-    params = [(float(ds.get("RescaleSlope", 1) or 1), float(ds.get("RescaleIntercept", 0) or 0)) for ds, _ in slices]
-    raw = np.stack([pixels for _, pixels in slices])
-    if all(p == (1.0, 0.0) for p in params):
-        return raw, False
-    slopes = np.array([p[0] for p in params], np.float32)[:, None, None]
-    intercepts = np.array([p[1] for p in params], np.float32)[:, None, None]
-    return raw.astype(np.float32) * slopes + intercepts, True
-
-
-def _series_metadata(ds, n_files: int, rescaled: bool) -> dict:
-    keywords = {
-        "modality": "Modality",
-        "manufacturer": "Manufacturer",
-        "manufacturer_model": "ManufacturerModelName",
-        "magnetic_field_strength": "MagneticFieldStrength",
-        "echo_time": "EchoTime",
-        "repetition_time": "RepetitionTime",
-        "slice_thickness": "SliceThickness",
-        "series_number": "SeriesNumber",
-        "sequence_name": "SequenceName",
-        "study_instance_uid": "StudyInstanceUID",
-    }
-    metadata = {"format": "DICOM", "n_files": n_files, "rescaled": rescaled}
-    for key, keyword in keywords.items():
-        value = ds.get(keyword)
-        if value not in (None, ""):
-            metadata[key] = value if isinstance(value, str) else _plain(value)
-    return metadata
-
-
-def _plain(value):
-    try:
-        return float(value) if not isinstance(value, int) else int(value)
-    except (TypeError, ValueError):
-        return str(value)
+    datasets = {f: _read_image_file(f) for f in files}
+    multiframe = any(is_multiframe(ds) for ds in datasets.values())
+    frames = [frame for f, ds in datasets.items() for frame in frames_of(ds, f)]
+    stacks = split_stacks(frames)
+    uid = str(next(iter(datasets.values())).get("SeriesInstanceUID", "") or "?")
+    stack = pick_stack(stacks, stack_key, source, uid)
+    pixels = {}
+    for file in stack.files:
+        indices = [f.index for f in stack.frames if f.file == file]
+        decoded = decode_frames(datasets[file], file, indices)
+        pixels.update({(file, i): array for i, array in zip(indices, decoded)})
+    first = datasets[stack.frames[0].file]
+    return stack_volume(stack, pixels, first, source, n_stacks=len(stacks), multiframe=multiframe)

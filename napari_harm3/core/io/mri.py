@@ -221,7 +221,10 @@ def write_nifti(volume: Volume, path, overwrite: bool = False) -> Path:
 
 
 def read_volume(path, series_uid: str | None = None) -> Volume:
-    """Read an MRI volume from a NIfTI file, a DICOM file (its whole series) or a DICOM folder."""
+    """Read an MRI volume from a NIfTI file, a DICOM file (its whole series) or a DICOM folder.
+
+    ``series_uid`` is the series selector after ``#`` in a case manifest (``UID``, ``UID:N`` or
+    ``:N``; see :mod:`napari_harm3.core.io.dicom_series`); it applies to DICOM only."""
     path = Path(path)
     if not path.exists():
         raise InputFileError(path, "no such file or folder; check the path")
@@ -231,13 +234,13 @@ def read_volume(path, series_uid: str | None = None) -> Volume:
         return read_dicom_series(path, series_uid=series_uid)
     kind = dicom_file_kind(path)
     if kind == "volume":
-        return read_dicom_file_series(path)
+        return read_dicom_file_series(path, series_uid=series_uid)
     if kind == "rtstruct":
         raise InputFileError(path, "is a DICOM RTSTRUCT (tumour contours), not an image; open it as a mask")
     if kind == "slide":
         raise InputFileError(path, "is a DICOM whole-slide microscopy image, not an MRI volume; open it as a slide")
     if kind == "other":
-        return read_dicom_file_series(path)  # an unusual modality: reading says what is missing
+        return read_dicom_file_series(path, series_uid=series_uid)  # an unusual modality: reading says what is missing
     raise InputFileError(path, "not an MRI volume: expected a .nii/.nii.gz file, a DICOM file or a folder of DICOM slices")
 
 
@@ -286,11 +289,11 @@ def read_dicom_series(folder, series_uid: str | None = None) -> Volume:
     return impl(folder, series_uid=series_uid)
 
 
-def read_dicom_file_series(path) -> Volume:
+def read_dicom_file_series(path, series_uid: str | None = None) -> Volume:
     """The series that DICOM file ``path`` belongs to; see :mod:`napari_harm3.core.io.dicom_series`."""
     from .dicom_series import read_dicom_file_series as impl
 
-    return impl(path)
+    return impl(path, series_uid=series_uid)
 
 
 def is_dicom_file(path) -> bool:

@@ -127,13 +127,13 @@ def read_mri_layers(path) -> list[tuple]:
     path = Path(_single_path(path) or "")
     if not path.is_dir():
         return [volume_layer_data(read_volume(path))]
-    from .core.io.dicom_series import list_dicom_series, read_dicom_files
+    from .core.io.dicom_series import list_dicom_series, read_series
 
     series = list_dicom_series(path, recursive=not is_mri_path(path))
     images = [s for s in series if s.kind == "volume"]
     if not images:
         raise InputFileError(path, "holds no MR/CT image series; choose the folder with the .dcm slices")
-    volumes = [read_dicom_files(s.files, source=s.folder) for s in images]
+    volumes = [read_series(s) for s in images]
     return [volume_layer_data(v) for v in volumes] + _study_masks(series, volumes)
 
 

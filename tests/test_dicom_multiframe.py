@@ -338,3 +338,14 @@ def test_series_selector_parsing():
     for bad in ("1.2.3:x", "1.2.3:0", ":"):
         with pytest.raises(ValueError, match="volume number"):
             parse_series_selector(bad)
+
+
+def test_the_napari_reader_opens_each_volume_of_a_multi_stack_file(two_stacks):
+    """File ▸ Open on one file holding two stacks: two image layers, each on its own geometry."""
+    from napari_harm3._reader_mri import read_mri_layers
+
+    from pathlib import Path
+
+    layers = read_mri_layers(str(Path(two_stacks).parent))
+    assert len(layers) == 2
+    assert not np.allclose(layers[0][1]["affine"], layers[1][1]["affine"])  # 0.39 vs 0.52 mm pixels

@@ -7,7 +7,8 @@ Paths are relative to the manifest's folder (absolute paths work too)::
 
     case_id: SYN-0001
     mri:                      # any may be missing; a value is a NIfTI file or a DICOM folder
-      t1_pre: mri/t1_pre.nii.gz         #   ("folder#<SeriesInstanceUID>" picks one series)
+      t1_pre: mri/t1_pre.nii.gz         #   ("folder#<SeriesInstanceUID>" picks one series,
+                                        #    "…#UID:N" / "file.dcm#:N" one volume of a multi-stack series)
       t1_post: mri/t1_post.nii.gz
       t2_pre: mri/t2_pre.nii.gz
       t2_post: mri/t2_post.nii.gz
@@ -79,7 +80,8 @@ class Case:
     """One patient: MRI volumes, tumour masks, biopsy slide, labels (paths absolute once loaded).
 
     ``mri`` and ``masks`` map a sequence key (``SEQUENCES``) to a file or DICOM folder path, or
-    to the text ``"<folder>#<SeriesInstanceUID>"`` for one series of a folder; see
+    to the text ``"<folder>#<SeriesInstanceUID>"`` for one series of a folder (``#UID:N`` or
+    ``#:N``: volume N of a series or file holding several stacks, echoes or time points); see
     :func:`split_series_reference`.
     """
 

@@ -46,7 +46,7 @@ def validate_case(case: Case, open_files: bool = True) -> list[str]:
             problems.append(f"mri.{key}: not found: {folder}")
         elif open_files:
             try:
-                volumes[key] = read_volume(folder, series_uid=uid) if folder.is_dir() else read_volume(folder)
+                volumes[key] = read_volume(folder, series_uid=uid)
             except Exception as exc:  # noqa: BLE001 - every failure becomes one line
                 problems.append(f"mri.{key}: cannot be read: {folder}: {_reason(exc)}")
     for key in SEQUENCES:

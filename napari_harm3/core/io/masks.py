@@ -18,7 +18,7 @@ from typing import Mapping
 import numpy as np
 
 from ..errors import InputFileError
-from .dicom_series import dicom_file_kind, is_dicom_file, list_dicom_series, one_line, read_dicom_files
+from .dicom_series import dicom_file_kind, is_dicom_file, list_dicom_series, one_line, read_series
 from .mri import Volume, is_nifti_path, read_nifti
 
 #: a NIfTI holding more distinct values than this is an image, not labels
@@ -145,7 +145,7 @@ def _find_reference(path: Path, ds) -> Volume:
     for candidate in candidates:
         for info in list_dicom_series(candidate):
             if info.uid in wanted and info.kind == "volume":
-                return read_dicom_files(info.files, source=info.folder)
+                return read_series(info)
     raise InputFileError(
         path,
         f"its image series {wanted[0]} was not found in {folder}, its parent or sibling folders; "

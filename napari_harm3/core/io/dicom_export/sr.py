@@ -21,6 +21,7 @@ reference, geometry); the evidence sequences list every source instance and the 
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import highdicom as hd
@@ -157,7 +158,8 @@ def _tumour_group(row: TumourNumbers, segmentation=None, segment_number=None):
               "time_point_context": TimePointContext(time_point=label, time_point_type=point_type),
               "finding_type": codes.TUMOUR, "measurements": measurements}
     if segmentation is not None:
-        segment = hd.sr.ReferencedSegment.from_segmentation(segmentation, segment_number=segment_number)
+        segment = hd.sr.ReferencedSegment.from_segmentation(_per_frame_segment_ids(segmentation),
+                                                            segment_number=segment_number)
         group = hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(referenced_segment=segment, **common)
     else:
         group = hd.sr.MeasurementsAndQualitativeEvaluations(**common)
@@ -166,6 +168,23 @@ def _tumour_group(row: TumourNumbers, segmentation=None, segment_number=None):
             group[0].ContentSequence.append(
                 TextContentItem(name=concept, value=text, relationship_type=RelationshipTypeValues.CONTAINS))
     return group
+
+
+def _per_frame_segment_ids(segmentation):
+    """The SEG as highdicom's ReferencedSegment reads it. A one-segment SEG keeps its Segment
+    Identification in the shared functional groups (standard, and what highdicom writes), but
+    ``ReferencedSegment.from_segmentation`` looks for it in every per-frame item: give it a copy
+    whose frames carry it."""
+    shared = segmentation.SharedFunctionalGroupsSequence[0]
+    if "SegmentIdentificationSequence" not in shared:
+        return segmentation
+    view = copy.copy(segmentation)
+    frames = copy.deepcopy(segmentation.PerFrameFunctionalGroupsSequence)
+    for item in frames:
+        if "SegmentIdentificationSequence" not in item:
+            item.SegmentIdentificationSequence = copy.deepcopy(shared.SegmentIdentificationSequence)
+    view.PerFrameFunctionalGroupsSequence = frames
+    return view
 
 
 def _segment_number(segmentation, label: str) -> int | None:

@@ -7,6 +7,7 @@ up, edges coincide."""
 
 from __future__ import annotations
 
+import weakref
 from typing import Optional
 
 from napari.qt.threading import thread_worker
@@ -33,7 +34,7 @@ class AlignBox(QGroupBox):
 
     def __init__(self, case_panel, parent=None):
         super().__init__("Registration (pre/post, T1/T2)", parent)
-        self.case_panel = case_panel
+        self._case_panel = weakref.ref(case_panel)  # the panel is our parent: no strong reference back
         self.worker = None
         self._token: Optional[CancelToken] = None
         self._compare_layers: list = []
@@ -62,6 +63,10 @@ class AlignBox(QGroupBox):
         layout.addWidget(self.status)
         self._progress_signal.connect(self._on_progress)
         case_panel.case_loaded.connect(self._on_case_loaded)
+
+    @property
+    def case_panel(self):
+        return self._case_panel()
 
     def align(self):
         """Register the open case's volumes in a worker; returns it (None when there is nothing to do)."""

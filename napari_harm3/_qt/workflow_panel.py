@@ -34,6 +34,7 @@ from .overlay_layers import OverlayLayers
 from .patch_inspector import PatchInspector
 from .patch_view import PatchGallery, PatchView
 from .results_view import ResultsView
+from .weak import weak_callback
 
 
 def _execute(run, progress=None):
@@ -137,7 +138,7 @@ class WorkflowPanel(QWidget):
         export.addWidget(self.export_button)
         export.addWidget(self.deidentify)
         layout.addLayout(export)
-        self.dicom = DicomExportBox(self.session, self.deidentify.isChecked, send=self._send_to_pacs)
+        self.dicom = DicomExportBox(self.session, self.deidentify.isChecked, send=weak_callback(self._send_to_pacs))
         layout.addWidget(self.dicom)
         layout.addStretch(1)
         scroll = QScrollArea()
@@ -377,7 +378,7 @@ def install_workflow(case_panel, zoo=None) -> WorkflowPanel:
     panel = WorkflowPanel(case_panel.viewer, case_panel, zoo=zoo)
     case_panel.add_tab(panel, "Models")
     case_panel.workflow = panel
-    case_panel.pacs = PacsPanel(open_case=case_panel.open_case)
+    case_panel.pacs = PacsPanel(open_case=weak_callback(case_panel.open_case))
     case_panel.add_tab(case_panel.pacs, "PACS")
     return panel
 

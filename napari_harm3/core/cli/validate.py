@@ -10,6 +10,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from ..errors import Harm3Error
+from ..io.case import load_case
+from ..io.case_checks import validate_case, validate_cohort
+from ..io.cohort import read_cohort_table
+from ..vocabulary import COHORT_TABLE_NAME, MANIFEST_NAMES
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("validate", help="check a case manifest or a cohort table, listing every problem",
@@ -21,19 +27,12 @@ def register(subparsers) -> None:
 
 def is_cohort_path(path: Path) -> bool:
     """A CSV file, or a folder holding ``cohort.csv`` (and no case manifest)."""
-    from ..vocabulary import COHORT_TABLE_NAME, MANIFEST_NAMES
-
     if path.is_dir():
         return (path / COHORT_TABLE_NAME).is_file() and not any((path / n).is_file() for n in MANIFEST_NAMES)
     return path.suffix.lower() == ".csv"
 
 
 def run(args) -> int:
-    from ..errors import Harm3Error
-    from ..io.case import load_case
-    from ..io.case_checks import validate_case, validate_cohort
-    from ..io.cohort import read_cohort_table
-
     path = Path(args.path)
     open_files = not args.no_open
     if is_cohort_path(path):

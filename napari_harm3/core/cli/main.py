@@ -11,14 +11,17 @@ Imports (the house rule, also in NOTES-imports.md):
 - The command line stays quick because :func:`build_parser` imports **only the command that
   runs**: the others are listed from :data:`COMMANDS` (name and one-line help), so
   ``harm3 --help`` imports no command module at all, and a command module may import its
-  heavy libraries at its top like any other module. (``tests/test_imports_policy.py`` checks
-  that the table's help texts are the modules' own.)
+  heavy libraries at its top like any other module (``harm3 pcr --help`` then pays for torch,
+  as ``harm3 pcr`` does). ``tests/test_imports_policy.py`` checks that the table's help texts
+  are the modules' own and that ``harm3 --help`` imports no command module.
 - A function-local import is a genuine exception with a ``# lazy: <reason>`` comment: an import
   cycle (naming it), an optional dependency that may be absent, the glue's Qt imports, and the
   command line's one upward edge — ``demo``/``view`` reaching ``napari_harm3.launcher``, which
-  imports Qt. ``tests/test_imports_policy.py`` fails on any other.
+  imports Qt. ``tests/test_imports_policy.py`` fails on any other, unless the module is on its
+  ``ALLOWED`` list (with the reason) or, for now, its temporary ``PENDING`` list.
 - Core never imports qtpy/napari, not even through matplotlib: use
-  ``matplotlib.figure.Figure`` (with a backend's canvas) and never ``pyplot``.
+  ``matplotlib.figure.Figure`` (it saves PNG and PDF by itself), never ``pyplot`` or
+  ``matplotlib.use``.
 """
 
 from __future__ import annotations

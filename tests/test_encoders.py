@@ -215,13 +215,13 @@ def test_inference_copy_of_a_tiny_vit_gives_the_plain_features():
 def _tiny_conv_encoder():
     from torch import nn
 
-    from napari_harm3.core.wsi.encoders import EncoderSpec, _patch_encoder_class
+    from napari_harm3.core.wsi.encoders import EncoderSpec, PatchEncoder
 
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU(),
                           nn.AdaptiveAvgPool2d(1), nn.Flatten()).eval()
     model[1].running_mean.uniform_(-0.5, 0.5)
-    return _patch_encoder_class()(EncoderSpec("tiny_conv", 8, 16, needs_weights=False), model, None).eval()
+    return PatchEncoder(EncoderSpec("tiny_conv", 8, 16, needs_weights=False), model, None).eval()
 
 
 def test_a_failing_compile_falls_back_to_the_eager_copy(monkeypatch):

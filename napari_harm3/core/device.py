@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import torch
+
 from .errors import Harm3Error
 
 DEVICE_CHOICES = ("auto", "cuda", "mps", "cpu")
@@ -9,8 +11,6 @@ DEVICE_CHOICES = ("auto", "cuda", "mps", "cpu")
 
 def pick_device(choice: str = "auto"):
     """Return a ``torch.device``; ``choice`` is one of :data:`DEVICE_CHOICES` or e.g. ``cuda:1``."""
-    import torch
-
     choice = (choice or "auto").lower()
     if choice == "auto":
         if torch.cuda.is_available():
@@ -33,8 +33,6 @@ def pick_device(choice: str = "auto"):
 
 def available_devices() -> list:
     """(label, choice) of the devices this machine has, "auto" first: what a device menu offers."""
-    import torch
-
     found = [("automatic", "auto")]
     if torch.cuda.is_available():
         for index in range(torch.cuda.device_count()):

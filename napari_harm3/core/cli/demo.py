@@ -35,7 +35,7 @@ def _print_progress(fraction: float, message: str) -> None:
 
 
 def run(args) -> int:
-    from ... import launcher  # the glue's launcher: the command line's one way to the viewer
+    from ... import launcher  # lazy: the CLI's one upward edge (the launcher starts Qt)
 
     manifest = demo_case(args.cache, progress=_print_progress)
     print(f"demo: case manifest {manifest}", flush=True)

@@ -10,10 +10,20 @@ holding an empty bag and one ``harm3: warning:`` line on stderr naming it.
 
 from __future__ import annotations
 
+import sys
+
+from tqdm import tqdm
+
+from ..device import pick_device
+from ..errors import Harm3Error
+from ..wsi.distributed import extract_cohort
+from ..wsi.encoders import create_encoder, resolve_name
+from ..wsi.magnification import parse_magnification
+from ..wsi.prepare import empty_bag_message, slide_paths
+from .patch import add_tissue_arguments, tissue_params_from
+
 
 def register(subparsers) -> None:
-    from .patch import add_tissue_arguments
-
     parser = subparsers.add_parser("extract", help="patch features at several magnifications (CLAM files)",
                                    description=__doc__.splitlines()[0])
     parser.add_argument("slides", nargs="+", metavar="SLIDE", help="slide files or folders of slides")
@@ -37,18 +47,6 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    import sys
-
-    from tqdm import tqdm
-
-    from ..device import pick_device
-    from ..errors import Harm3Error
-    from ..wsi.distributed import extract_cohort
-    from ..wsi.encoders import create_encoder, resolve_name
-    from ..wsi.magnification import parse_magnification
-    from ..wsi.prepare import empty_bag_message, slide_paths
-    from .patch import tissue_params_from
-
     mags = [parse_magnification(m) for m in str(args.mags).split(",") if m.strip()]
     if not mags:
         raise Harm3Error("--mags is empty; give e.g. 5,10,20")

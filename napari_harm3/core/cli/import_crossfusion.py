@@ -10,7 +10,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+
 from ..errors import Harm3Error
+from ..hashing import sha256_file
+from ..models.crossfusion import CITATION, DEVIATIONS, CrossFusion, load_state
+from ..models.crossfusion_convert import infer_config, is_official_state_dict, official_to_ours, read_checkpoint
+from ..models.zoo import write_model_folder
 
 
 def register(subparsers) -> None:
@@ -43,13 +49,6 @@ def parse_edges(text: str | None):
 def import_checkpoints(paths, backbone_dim: int, out, bin_edges=None, max_follow_up=None, encoder="resnet50_trunc",
                        num_heads: int = 4, name: str | None = None, overwrite: bool = False):
     """Convert, check (strict load and one forward pass) and write the model folder."""
-    import torch
-
-    from ..hashing import sha256_file
-    from ..models.crossfusion import CITATION, DEVIATIONS, CrossFusion, load_state
-    from ..models.crossfusion_convert import infer_config, is_official_state_dict, official_to_ours, read_checkpoint
-    from ..models.zoo import write_model_folder
-
     states, cfg = [], None
     for path in paths:
         state = read_checkpoint(path)

@@ -8,12 +8,18 @@ from __future__ import annotations
 
 import argparse
 
+from tqdm import tqdm
+
+from ..wsi.feature_files import patch_file_path
+from ..wsi.magnification import parse_magnification
+from ..wsi.patch_grid import CONTOUR_FUNCTIONS
+from ..wsi.patching import patch_slide, write_patches
+from ..wsi.prepare import slide_paths
+from ..wsi.tissue import PRESETS, TissueParams
+
 
 def add_tissue_arguments(parser: argparse.ArgumentParser) -> None:
     """Tissue preset and per-parameter overrides (shared with ``harm3 extract``)."""
-    from ..wsi.patch_grid import CONTOUR_FUNCTIONS
-    from ..wsi.tissue import PRESETS
-
     group = parser.add_argument_group("tissue segmentation (CLAM)")
     group.add_argument("--preset", default="tcga", choices=sorted(PRESETS), help="parameter preset (default tcga)")
     group.add_argument("--contour", default="four_pt", choices=CONTOUR_FUNCTIONS,
@@ -28,8 +34,6 @@ def add_tissue_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def tissue_params_from(args):
-    from ..wsi.tissue import TissueParams
-
     names = ("sthresh", "mthresh", "close", "a_t", "a_h", "max_n_holes", "seg_level", "use_otsu")
     return TissueParams.from_preset(args.preset, **{n: getattr(args, n, None) for n in names})
 
@@ -48,13 +52,6 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from tqdm import tqdm
-
-    from ..wsi.feature_files import patch_file_path
-    from ..wsi.magnification import parse_magnification
-    from ..wsi.patching import patch_slide, write_patches
-    from ..wsi.prepare import slide_paths
-
     mag = parse_magnification(args.mag)
     params = tissue_params_from(args)
     for path in tqdm(slide_paths(args.slides), desc="patching", unit="slide"):

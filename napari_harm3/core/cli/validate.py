@@ -10,6 +10,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from ..errors import Harm3Error
+from ..io.case import load_case
+from ..io.case_checks import validate_case, validate_cohort
+from ..io.cohort import is_cohort_path, read_cohort_table
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("validate", help="check a case manifest or a cohort table, listing every problem",
@@ -20,11 +25,6 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from ..errors import Harm3Error
-    from ..io.case import load_case
-    from ..io.case_checks import validate_case, validate_cohort
-    from ..io.cohort import is_cohort_path, read_cohort_table
-
     path = Path(args.path)
     open_files = not args.no_open
     if is_cohort_path(path):

@@ -71,7 +71,7 @@ def plan(paths, mpp=None) -> tuple[Path | None, dict]:
 
 
 def run(args) -> int:
-    from ... import launcher  # the glue's launcher: the command line's one way to the viewer
+    from ... import launcher  # lazy: the CLI's one upward edge (the launcher starts Qt)
 
     manifest, files = plan(args.paths, args.mpp)
     out = args.screenshots

@@ -57,6 +57,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
+from pytorch_grad_cam.activations_and_gradients import ActivationsAndGradients
+from scipy.ndimage import zoom
 
 from ..mri.prep import SEQUENCES, crop_to_volume
 
@@ -71,8 +74,6 @@ class VolumeMap:
 
 
 def _logit_module(model, present, slide, slide_mask, slide_present):
-    import torch
-
     class LogitOfMri(torch.nn.Module):
         """model(mri) → (B, 1) pCR logit, the other inputs held fixed."""
 
@@ -94,8 +95,6 @@ EVIDENCE = ("both", "for", "against")
 def upsample_cell_centred(cam: np.ndarray, shape) -> np.ndarray:
     """Trilinear upsampling of a map (…, d, h, w) on a coarse grid spanning the crop box to ``shape``,
     each coarse value at its cell's centre (the convention of ``prep.map_affine``), edges held."""
-    from scipy.ndimage import zoom
-
     cam = np.asarray(cam, np.float32)
     lead = cam.ndim - 3
     if tuple(cam.shape[lead:]) == tuple(shape):
@@ -148,9 +147,6 @@ def mri_gradcam(model, mri, present=None, slide=None, slide_mask=None, slide_pre
     ``method`` and ``evidence`` default to the model's ``gradcam_method`` / ``gradcam_evidence``.
     A missing volume's map is all zeros (its tokens were a placeholder; nothing to explain).
     """
-    import torch
-    from pytorch_grad_cam.activations_and_gradients import ActivationsAndGradients
-
     if not model.config.use_mri:
         raise ValueError("this model has no MRI branch (slide-only ablation); nothing to explain on the MRI")
     method = method or model.config.gradcam_method

@@ -27,10 +27,15 @@ page. The output appears under its final name only when complete (``atomic_path`
 from __future__ import annotations
 
 import tempfile
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import cv2
+import imagecodecs
 import numpy as np
+import tifffile
+from PIL import Image
 
 from ..atomic import atomic_path
 from ..progress import ProgressFn, report
@@ -52,8 +57,6 @@ def box_mean_2x2(block: np.ndarray) -> np.ndarray:
     ``(a + b + c + d + 2) >> 2`` (tests check it against the numpy definition); about 40×
     faster than numpy's strided sums.
     """
-    import cv2
-
     h, w = block.shape[0] // 2, block.shape[1] // 2
     if h == 0 or w == 0:
         return np.empty((h, w, block.shape[2]), np.uint8)
@@ -71,8 +74,6 @@ def level_shapes(height: int, width: int, min_level_size: int) -> list[tuple[int
 
 def _tile_encoder(compression, quality: int):
     """(encode(tile) -> bytes, tifffile write kwargs) for full-size (T, T, 3) uint8 tiles."""
-    import imagecodecs
-
     if compression == "jpeg":
         # exactly what tifffile itself writes for JPEG RGB: YCbCr, 2×2 chroma subsampling
         def encode(tile):
@@ -98,8 +99,6 @@ class _CachedEncoder:
     """
 
     def __init__(self, encode, size: int = 64):
-        from collections import OrderedDict
-
         self.encode = encode
         self.size = size
         self.recent: OrderedDict = OrderedDict()
@@ -209,8 +208,6 @@ def _level0_tiles(shape, tile_size, tile_source, encode, child, keep_raw, progre
 
 def _thumbnail(raw_levels: list[np.ndarray]) -> np.ndarray:
     """The largest kept level whose longer side fits 1024 px, else the coarsest, shrunk."""
-    from PIL import Image
-
     fitting = [r for r in raw_levels if max(r.shape[:2]) <= _THUMBNAIL_SIDE]
     if fitting:
         return max(fitting, key=lambda r: r.shape[0] * r.shape[1])
@@ -286,8 +283,6 @@ def write_pyramidal_tiff(
     given. Levels are exact 2×2 box means (see the module docstring). BigTIFF is used when
     the uncompressed pyramid exceeds 2 GiB. Refuses to replace ``path`` unless ``overwrite``.
     """
-    import tifffile
-
     image, shape, tile_source = _check_inputs(image, shape, tile_source, mpp, objective_power, tile_size, associated)
     associated = {k: np.ascontiguousarray(v) for k, v in (associated or {}).items()}
     encode, codec_kwargs = _tile_encoder(compression, int(quality))

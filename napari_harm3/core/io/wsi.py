@@ -26,6 +26,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 import numpy as np
+from PIL import Image
 
 from ..errors import MPP_HINTS, Harm3Error, InputFileError, MissingMetadataError
 from .wsi_backends import BACKENDS, NotASlideError
@@ -158,8 +159,6 @@ class Slide:
 
     def thumbnail(self, max_size: int = 1024) -> np.ndarray:
         """RGB uint8 image of the whole slide, its longer side ``max_size`` px (or less)."""
-        from PIL import Image
-
         width0, height0 = self.dimensions
         scale = min(1.0, max_size / max(width0, height0))
         target = (max(1, round(width0 * scale)), max(1, round(height0 * scale)))

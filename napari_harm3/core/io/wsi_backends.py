@@ -23,7 +23,11 @@ import sys
 import warnings
 from pathlib import Path
 
+import cv2
 import numpy as np
+import openslide
+import tifffile
+import tiffslide
 
 from ..errors import InputFileError
 from .wsi_sniff import tifffile_warnings
@@ -57,8 +61,6 @@ def rgba_over_white(rgba: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(rgba[..., :3])
     rgba = np.ascontiguousarray(rgba)
     if _all_opaque(rgba):
-        import cv2
-
         return cv2.cvtColor(rgba, cv2.COLOR_RGBA2RGB)  # a SIMD copy; numpy's strided copy is ~10× slower
     a = rgba[..., 3:4].astype(np.uint16)
     out = (rgba[..., :3].astype(np.uint16) * a + WHITE * (255 - a) + 127) // 255
@@ -100,8 +102,6 @@ class OpenSlideBackend:
     name = "openslide"
 
     def __init__(self, path: Path):
-        import openslide
-
         self.path = Path(path)
         self._errors = (openslide.OpenSlideError, OSError, ValueError)
         self._osr = openslide.OpenSlide(str(path))
@@ -144,9 +144,6 @@ class TiffSlideBackend:
     name = "tiffslide"
 
     def __init__(self, path: Path):
-        import tifffile
-        import tiffslide
-
         self.path = Path(path)
         self._errors = (tifffile.TiffFileError, OSError, ValueError, RuntimeError, KeyError, IndexError)
         with tifffile_warnings():
@@ -154,12 +151,12 @@ class TiffSlideBackend:
         try:
             with tifffile_warnings(), warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message=".*metadata parsing only partially implemented")
-                self._init_metadata(tiffslide)
+                self._init_metadata()
         except BaseException:
             self._ts.close()
             raise
 
-    def _init_metadata(self, tiffslide) -> None:
+    def _init_metadata(self) -> None:
         props = self._ts.properties
         self.properties = {str(k): str(v) for k, v in props.items() if v is not None}
         vendor = props.get("tiffslide.vendor")

@@ -14,6 +14,8 @@ import logging
 from pathlib import Path
 
 import numpy as np
+import openslide
+import tifffile
 
 #: DICOM SOP Class UID of "VL Whole Slide Microscopy Image Storage" (DICOM-WSI).
 DICOM_WSI_SOP_CLASS = b"1.2.840.10008.5.1.4.1.1.77.1.6"
@@ -50,15 +52,11 @@ def is_dicom_header(head: bytes) -> bool:
 def _tiff_is_tiled_or_vendor(path: Path) -> bool:
     """A TIFF is a slide when OpenSlide knows its format or its first image is tiled."""
     try:
-        import openslide
-
         if openslide.OpenSlide.detect_format(str(path)) is not None:
             return True
     except Exception:  # noqa: BLE001 - sniffing never raises
         pass
     try:
-        import tifffile
-
         with tifffile.TiffFile(path) as tif:
             return bool(tif.pages.first.is_tiled)
     except Exception:  # noqa: BLE001
@@ -83,8 +81,6 @@ def is_slide_file(path) -> bool:
         if is_dicom_header(head):
             return DICOM_WSI_SOP_CLASS in head
         if path.suffix.lower() in _OPENSLIDE_INDEX_SUFFIXES:
-            import openslide
-
             return openslide.OpenSlide.detect_format(str(path)) is not None
         return False
     except Exception:  # noqa: BLE001 - a checker must never raise
@@ -160,8 +156,6 @@ def tiff_damage(path) -> str | None:
     cheap even for gigapixel slides. Catches truncated files that libraries would
     otherwise open partially (e.g. an SVS cut inside its last directory).
     """
-    import tifffile
-
     path = Path(path)
     size = path.stat().st_size
     with tifffile_warnings() as messages:

@@ -23,7 +23,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import Harm3Error
 from .attention import AttentionScores, MultiHeadAttention
+from .crossfusion_convert import is_official_state_dict, official_to_ours
+from .zoo import load_weights
 
 SCALES = ("coarse", "source", "fine")
 #: order in which the three padded maps are stacked for the Conv Processor (authors' order)
@@ -338,8 +341,6 @@ def create_model(name: str = "crossfusion", weights=None, **overrides) -> CrossF
     ``.safetensors`` file (authors' ``.pt`` checkpoints: use ``crossfusion_convert``).
     The model is returned in ``eval()`` mode.
     """
-    from ..errors import Harm3Error
-
     if name not in MODEL_CONFIGS:
         raise Harm3Error(f"unknown CrossFusion config {name!r}; choose one of {', '.join(MODEL_CONFIGS)}")
     cfg = replace(MODEL_CONFIGS[name], **overrides)
@@ -351,10 +352,6 @@ def create_model(name: str = "crossfusion", weights=None, **overrides) -> CrossF
 
 def load_state(model: CrossFusion, weights) -> CrossFusion:
     """Load weights (state dict or safetensors path) in our or the authors' names; strict."""
-    from ..errors import Harm3Error
-    from .crossfusion_convert import is_official_state_dict, official_to_ours
-    from .zoo import load_weights
-
     state = load_weights(weights) if not isinstance(weights, dict) else weights
     if is_official_state_dict(state):
         state = official_to_ours(state)

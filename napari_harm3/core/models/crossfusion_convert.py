@@ -13,7 +13,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ..errors import InputFileError
+import torch
+
+from ..errors import Harm3Error, InputFileError
+from .zoo import load_weights
 
 _SCALE = {"c": "coarse", "s": "source", "f": "fine"}
 _TRANSFORMER = {"c_transformer": "branch.coarse", "s_transformer": "branch.source",
@@ -73,8 +76,6 @@ def is_official_state_dict(state: dict) -> bool:
 
 def official_to_ours(state: dict) -> dict:
     """Rename an authors' state dict to ours; unknown keys are an error (nothing dropped silently)."""
-    from ..errors import Harm3Error
-
     out, unknown = {}, []
     for key, value in state.items():
         ours = official_name(key)
@@ -89,7 +90,7 @@ def official_to_ours(state: dict) -> dict:
 
 def infer_config(state: dict, **overrides):
     """A :class:`CrossFusionConfig` whose widths fit an authors' (or our) state dict."""
-    from .crossfusion import CrossFusionConfig
+    from .crossfusion import CrossFusionConfig  # lazy: import cycle (crossfusion.load_state imports this module)
 
     if is_official_state_dict(state):
         state = official_to_ours(state)
@@ -112,14 +113,10 @@ def read_checkpoint(path) -> dict:
     A dict wrapping the state dict under ``state_dict`` / ``model`` is unwrapped; a
     DataParallel ``module.`` prefix is removed.
     """
-    import torch
-
     path = Path(path)
     if not path.is_file():
         raise InputFileError(path, "checkpoint not found")
     if path.suffix == ".safetensors":
-        from .zoo import load_weights
-
         state = load_weights(path)
     else:
         try:

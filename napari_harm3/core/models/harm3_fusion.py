@@ -25,10 +25,17 @@ from dataclasses import asdict, dataclass, fields, replace
 import torch
 from torch import nn
 
-from .harm3_blocks import (AttentionPooling, ConvHead, CrossAttentionLayer, Extractor3d,
-                           RelativePositionBias, SelfAttentionLayer)
 from ..vocabulary import SEQUENCES
+from .harm3_blocks import (
+    AttentionPooling,
+    ConvHead,
+    CrossAttentionLayer,
+    Extractor3d,
+    RelativePositionBias,
+    SelfAttentionLayer,
+)
 from .ldvae import LdVae
+from .zoo import load_weights
 
 INPUTS = SEQUENCES + ("slide",)
 
@@ -350,8 +357,6 @@ def create_model(name: str = "harm3_fusion", weights=None, ablation: str = "full
     model = Harm3Fusion(cfg)
     if weights is not None:
         if not isinstance(weights, dict):
-            from .zoo import load_weights
-
             weights = load_weights(weights)
         model.load_state_dict(weights, strict=True)
     return model

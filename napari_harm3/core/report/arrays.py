@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 #: longest side of a 2D map or image written into the JSON (keeps a report's JSON < ~1 MB)
@@ -30,8 +32,6 @@ class _quiet_empty_mean:
     """Silence numpy's 'Mean of empty slice' warning (all-NaN blocks stay NaN on purpose)."""
 
     def __enter__(self):
-        import warnings
-
         self._catcher = warnings.catch_warnings()
         self._catcher.__enter__()
         warnings.simplefilter("ignore", category=RuntimeWarning)

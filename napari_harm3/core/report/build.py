@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np
 import pydicom
 
+from ... import __version__
 from ..explain.heatmap import HeatmapRaster, tissue_coverage
 from ..hashing import sha256_path
 from ..progress import ProgressFn, report as report_progress
 from ..vocabulary import SEQUENCES, ordered_sequences, sequence_title
 from .figures import mri_figure, slide_thumbnail, tissue_pixels, top_patch_tiles
-from .model import (CaseSummary, InputFile, ModelProvenance, PcrSection, Report, SlideFigure, SurvivalSection,
-                    WeightHash)
+from .model import CaseSummary, InputFile, ModelProvenance, PcrSection, Report, SlideFigure, SurvivalSection, WeightHash
 
 TOP_K_PATCHES = 4
 NORMALISATION = ("colour = the patch's percentile rank among this slide's patches (0 = least, 1 = most "
@@ -141,8 +141,6 @@ def build_report(case_id: str, volumes: dict, masks: dict | None = None, slide_p
     ``pcr_model`` / ``survival_model``: the ``ModelFolder`` each prediction came from (provenance);
     ``heatmaps`` / ``patch_scores``: {map key: HeatmapRaster / PatchScores} of the slide maps;
     ``notes``: sentences to show (e.g. why an analysis was not run)."""
-    from ... import __version__
-
     report_progress(progress, 0.0, "report: figures")
     mri, figure_notes = mri_figures(volumes, masks or {}, {} if pcr is None else dict(pcr.gradcam or {}))
     report_progress(progress, 0.3, "report: slide")

@@ -15,6 +15,7 @@ from typing import Mapping
 
 import numpy as np
 
+from ..resources import resource
 from .arrays import array_to_json
 
 JSON_SCHEMA = "napari-harm3.report/1"
@@ -23,8 +24,6 @@ JSON_SCHEMA = "napari-harm3.report/1"
 @lru_cache(maxsize=1)
 def report_text() -> dict:
     """Fixed wording of the report (notice, section titles) from ``resources/templates``."""
-    from ..resources import resource
-
     return json.loads(resource("templates", "report_text.json").read_text(encoding="utf-8"))
 
 
@@ -183,7 +182,7 @@ class Report:
 
     def deidentified(self, salt: str = "") -> "Report":
         """A copy without names, identifiers or dates; the case id becomes a stable pseudonym."""
-        from .deidentify import deidentify_report
+        from .deidentify import deidentify_report  # lazy: import cycle (deidentify imports this module's types)
 
         return deidentify_report(self, salt=salt)
 

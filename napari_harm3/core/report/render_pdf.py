@@ -14,6 +14,11 @@ from __future__ import annotations
 
 import textwrap
 
+import matplotlib as mpl
+from matplotlib.backends.backend_pdf import PdfPages
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
 from ..atomic import atomic_path
 from ..progress import ProgressFn, report as report_progress
 from . import plots
@@ -28,8 +33,6 @@ PAGE_COUNT = 4
 
 def write_report_pdf(report: Report, path, overwrite: bool = False, progress: ProgressFn | None = None):
     """Write ``report`` as a PDF at ``path`` (atomically; an existing file needs ``overwrite``)."""
-    from matplotlib.backends.backend_pdf import PdfPages
-
     metadata = {
         "Title": f"{report_text()['title']} - {report.case.case_id}",
         "Subject": report.research_use_notice,
@@ -54,8 +57,6 @@ def new_page(report: Report, number: int):
 
     A bare :class:`matplotlib.figure.Figure` (no pyplot): no global backend state, safe in a
     worker thread of the viewer, nothing to close."""
-    from matplotlib.figure import Figure
-
     figure = Figure(figsize=A4_INCHES)
     text = report_text()
     figure.text(0.5, 0.985, text["header"], ha="center", va="top", fontsize=9, weight="bold", color=NOTICE_RED)
@@ -68,8 +69,6 @@ def new_page(report: Report, number: int):
 
 
 def _rule(figure, y: float):
-    from matplotlib.lines import Line2D
-
     return Line2D([MARGIN, 1 - MARGIN], [y, y], transform=figure.transFigure, color="0.5", linewidth=0.6)
 
 
@@ -186,8 +185,6 @@ def summary_page(figure, report: Report) -> None:
 # -- page 2 ------------------------------------------------------------------------------------
 
 def mri_page(figure, report: Report) -> None:
-    import matplotlib as mpl
-
     text = report_text()
     y = _heading(figure, 0.93, text["sections"]["mri"])
     method = report.pcr.gradcam_method if report.pcr is not None else ""

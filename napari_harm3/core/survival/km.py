@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from lifelines import KaplanMeierFitter
+from lifelines.statistics import logrank_test
 
 from ..errors import Harm3Error
 
@@ -34,8 +36,6 @@ class RiskGroupKM:
 
 
 def _curve(label, times, events) -> KMCurve:
-    from lifelines import KaplanMeierFitter
-
     kmf = KaplanMeierFitter(label=label).fit(times, events)
     ci = kmf.confidence_interval_survival_function_
     return KMCurve(label=label, n=int(len(times)), times=kmf.survival_function_.index.to_numpy(float),
@@ -45,8 +45,6 @@ def _curve(label, times, events) -> KMCurve:
 
 def km_by_risk(times, events, risk, threshold: float | None = None) -> RiskGroupKM:
     """Split patients at the median predicted risk (or ``threshold``); KM per group and log-rank p."""
-    from lifelines.statistics import logrank_test
-
     times = np.asarray(times, dtype=float)
     events = np.asarray(events).astype(bool)
     risk = np.asarray(risk, dtype=float)

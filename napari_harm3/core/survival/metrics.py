@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from lifelines.utils import concordance_index as lifelines_cindex
 
 from ..errors import Harm3Error
 
@@ -10,8 +11,6 @@ from ..errors import Harm3Error
 def concordance_index(times, risk, events) -> float:
     """Harrell's C-index (lifelines): the fraction of comparable pairs whose higher risk had the
     earlier event. ``risk``: higher = worse (for CrossFusion, −ΣS). Ties in risk count ½."""
-    from lifelines.utils import concordance_index as lifelines_cindex
-
     times = np.asarray(times, dtype=float)
     risk = np.asarray(risk, dtype=float)
     events = np.asarray(events).astype(bool)

@@ -1,19 +1,14 @@
-"""Survival plots (matplotlib, Agg-safe). Each takes an ``ax`` (made when None) and returns it."""
+"""Survival plots (matplotlib figures, no pyplot). Each takes an ``ax`` (made when None) and returns it."""
 
 from __future__ import annotations
 
 import numpy as np
+from matplotlib.figure import Figure
 
 
 def _axes(ax):
-    if ax is None:
-        import matplotlib
-
-        matplotlib.use("Agg", force=False)
-        import matplotlib.pyplot as plt
-
-        _, ax = plt.subplots(figsize=(5, 4))
-    return ax
+    """``ax``, or the axes of a new bare figure (no pyplot: no global backend, nothing to close)."""
+    return ax if ax is not None else Figure(figsize=(5, 4)).add_subplot()
 
 
 def plot_km(result, ax=None, title: str | None = None):

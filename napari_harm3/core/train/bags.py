@@ -15,14 +15,21 @@ smaller than 16 patches of 512² px, i.e. whole biopsy cores (and all of a synth
 from __future__ import annotations
 
 import csv
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import h5py
 import numpy as np
+import torch
 
 from ..errors import Harm3Error, InputFileError
+from ..io.case import load_case
 from ..progress import ProgressFn, report, scaled
 from ..vocabulary import CROSSFUSION_MAGNIFICATIONS
+from ..wsi.prepare import prepare_slide_features
+from ..wsi.tissue import TissueParams
 
 MAGNIFICATIONS = CROSSFUSION_MAGNIFICATIONS
 #: CLAM tissue preset for biopsies (a_t = 1: keep tissue pieces of one 512² patch or more)
@@ -137,10 +144,8 @@ def _manifest_slide(manifest: Path):
     """(slide path, µm/px or None) from a case manifest; (None, None) when it cannot be read
     (features may exist already; a missing slide is reported only when it is needed)."""
     try:
-        from ..io.case import load_case
-
         case = load_case(manifest)
-    except (ImportError, Harm3Error):
+    except Harm3Error:
         return None, None
     return case.slide, case.slide_mpp
 
@@ -155,14 +160,10 @@ def feature_file(root, encoder: str, magnification: int, case_id: str, kind: str
 
 def load_bag(path):
     """An (N, D) float32 feature tensor from a ``.pt`` tensor (weights_only) or a CLAM ``.h5``."""
-    import torch
-
     path = Path(path)
     if not path.is_file():
         raise InputFileError(path, "feature file not found")
     if path.suffix in (".h5", ".hdf5"):
-        import h5py
-
         try:
             with h5py.File(path, "r") as handle:
                 if "features" not in handle:
@@ -192,7 +193,6 @@ def load_coords(path) -> np.ndarray | None:
     path = Path(path)
     if not path.is_file():
         return None
-    import h5py
 
     with h5py.File(path, "r") as handle:
         if "coords" not in handle:
@@ -246,9 +246,6 @@ def ensure_features(cohort: Cohort, root, encoder: str, progress: ProgressFn | N
             slide_features(case.slide, case.case_id, root, encoder, mpp=case.slide_mpp, tissue_preset=tissue_preset,
                            progress=scaled(progress, k / len(todo), (k + 1) / len(todo)), **pipeline_options)
     else:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
         jobs = [(case.slide, case.case_id, root, encoder, case.slide_mpp, tissue_preset, pipeline_options) for case in todo]
         context = multiprocessing.get_context("spawn")  # never fork a process whose torch threads may be running
         with ProcessPoolExecutor(max_workers=workers, initializer=_one_torch_thread, mp_context=context) as pool:
@@ -259,8 +256,6 @@ def ensure_features(cohort: Cohort, root, encoder: str, progress: ProgressFn | N
 
 
 def _one_torch_thread() -> None:
-    import torch
-
     torch.set_num_threads(1)
 
 
@@ -275,12 +270,6 @@ def slide_features(slide, case_id: str, root, encoder: str, mpp=None, tissue_pre
     """{mag: FeatureBag} of one slide at 5×, 10× and 20×, stored under ``root`` named after the
     case (computed once, then read from disk). A bag may be empty (no tissue patch at that
     magnification: a thin biopsy core at 5×); see :func:`empty_magnifications`."""
-    try:
-        from ..wsi.prepare import prepare_slide_features
-        from ..wsi.tissue import TissueParams
-    except ImportError as exc:
-        raise Harm3Error(f"case {case_id} has no features under {root} and the slide pipeline "
-                         f"(napari_harm3.core.wsi.prepare) is not available: {exc}") from exc
     if "params" not in pipeline_options:
         pipeline_options["params"] = TissueParams.from_preset(tissue_preset)
     return prepare_slide_features(_named_slide(case_id, Path(slide), root), root, encoder=encoder,
@@ -289,9 +278,6 @@ def slide_features(slide, case_id: str, root, encoder: str, mpp=None, tissue_pre
 
 def patch_counts(root, encoder: str, case_id: str) -> dict:
     """{mag: number of patches} in one case's stored features (0 for an empty or absent bag)."""
-    import h5py
-    import torch
-
     counts = {}
     for mag in MAGNIFICATIONS:
         pt, h5 = feature_file(root, encoder, mag, case_id), feature_file(root, encoder, mag, case_id, "h5")

@@ -8,6 +8,8 @@ Plots take a matplotlib ``ax`` and return it (use the Agg backend when writing f
 from __future__ import annotations
 
 import numpy as np
+from sklearn.calibration import calibration_curve
+from sklearn.metrics import accuracy_score, brier_score_loss, confusion_matrix, f1_score, roc_auc_score, roc_curve
 
 METRICS = ("auc", "accuracy", "f1", "sensitivity", "specificity", "brier")
 
@@ -22,8 +24,6 @@ def _check(y, p):
 
 def roc_auc(y, p) -> float:
     """ROC AUC, or NaN when only one class is present."""
-    from sklearn.metrics import roc_auc_score
-
     y, p = _check(y, p)
     if len(np.unique(y)) < 2:
         return float("nan")
@@ -32,8 +32,6 @@ def roc_auc(y, p) -> float:
 
 def youden_threshold(y, p) -> float:
     """The threshold maximising sensitivity + specificity − 1 on (y, p); 0.5 when undefined."""
-    from sklearn.metrics import roc_curve
-
     y, p = _check(y, p)
     if len(np.unique(y)) < 2:
         return 0.5
@@ -44,8 +42,6 @@ def youden_threshold(y, p) -> float:
 
 def binary_metrics(y, p, threshold: float = 0.5) -> dict:
     """AUC, accuracy, F1, sensitivity, specificity (predicted positive: p ≥ threshold), Brier."""
-    from sklearn.metrics import accuracy_score, brier_score_loss, confusion_matrix, f1_score
-
     y, p = _check(y, p)
     pred = (p >= threshold).astype(int)
     tn, fp, fn, tp = confusion_matrix(y, pred, labels=[0, 1]).ravel()
@@ -79,8 +75,6 @@ def format_summary(summary: dict) -> str:
 
 def plot_roc(ax, folds: list, title: str = "ROC per fold"):
     """``folds``: list of (y, p) pairs, one ROC curve each, with its AUC in the legend."""
-    from sklearn.metrics import roc_curve
-
     for k, (y, p) in enumerate(folds):
         y, p = _check(y, p)
         if len(np.unique(y)) < 2:
@@ -99,8 +93,6 @@ def plot_roc(ax, folds: list, title: str = "ROC per fold"):
 
 def plot_calibration(ax, y, p, n_bins: int = 10, title: str = "Calibration (out-of-fold)"):
     """Reliability diagram: mean predicted probability vs observed pCR rate per bin."""
-    from sklearn.calibration import calibration_curve
-
     y, p = _check(y, p)
     frac, mean_pred = calibration_curve(y, p, n_bins=n_bins, strategy="uniform")
     ax.plot([0, 1], [0, 1], color="0.6", lw=1, ls="--", label="perfect")

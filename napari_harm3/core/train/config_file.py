@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import yaml
+
 from ..errors import InputFileError
 
 
@@ -17,8 +19,6 @@ def read_config_file(path, sections=None) -> dict:
     text = path.read_text()
     try:
         if path.suffix.lower() in (".yaml", ".yml"):
-            import yaml
-
             data = yaml.safe_load(text) or {}
         else:
             data = json.loads(text)

@@ -14,7 +14,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import Harm3Error
+from ..hashing import sha256_file
+from ..models.crossfusion import create_model
+from .bags import TISSUE_PRESET, ensure_features, load_cohort_bags, read_cohort, usable_cases
 from .config_file import read_config_file
+from .crossfusion_model_folder import crossfusion_card, save_cv_model
+from .crossfusion_train import TrainConfig, cross_validate
 
 
 def add_arguments(parser) -> None:
@@ -36,12 +41,6 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from ..hashing import sha256_file
-    from ..models.crossfusion import create_model
-    from .bags import TISSUE_PRESET, ensure_features, load_cohort_bags, read_cohort, usable_cases
-    from .crossfusion_model_folder import crossfusion_card, save_cv_model
-    from .crossfusion_train import TrainConfig, cross_validate
-
     values = read_config_file(args.config) if args.config else {}
     encoder = args.encoder or values.pop("encoder", "texture_stats")
     values.pop("encoder", None)

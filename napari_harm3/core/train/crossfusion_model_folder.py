@@ -7,16 +7,23 @@ Split from :mod:`.crossfusion_train` (the training loop); training code calls
 
 from __future__ import annotations
 
-import numpy as np
+import json
+from pathlib import Path
 
+import numpy as np
+from matplotlib.figure import Figure
+
+from ..atomic import atomic_path
 from ..errors import Harm3Error
+from ..models.crossfusion import CITATION, DEVIATIONS, create_model
+from ..models.zoo import write_model_folder
+from ..survival.km import km_by_risk
+from ..survival.plots import plot_fold_cindex, plot_km
 from .crossfusion_train import CVResult, TrainConfig, _to_device, predict_risk
 
 
 def cv_metrics(result: CVResult) -> dict:
     """Per-fold and pooled metrics: C-index (mean ± sd), KM of high vs low risk with log-rank p."""
-    from ..survival.km import km_by_risk
-
     mean, sd = result.cindex_mean_sd
     folds = []
     for f in result.folds:
@@ -46,8 +53,6 @@ def _fold_centred_risk(result: CVResult) -> np.ndarray:
 def ensemble_risks(result: CVResult, bags, model: str, model_overrides: dict, n_bins: int) -> np.ndarray:
     """Risk of every cohort case under the whole fold ensemble (mean of the fold models' −ΣS),
     the scale on which a new case's ensemble risk is compared with the training cohort."""
-    from ..models.crossfusion import create_model
-
     tensors = _to_device(bags, "cpu")
     per_fold = []
     for f in result.folds:
@@ -73,20 +78,6 @@ def save_cv_model(out, result: CVResult, card: dict, overwrite: bool = False, ba
 
     With the cohort's ``bags``, the card also gets the training cohort's ensemble-risk median
     (``risk_threshold``) so that a new case is placed in a high or low risk group."""
-    from pathlib import Path
-
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import json
-
-    import matplotlib.pyplot as plt
-
-    from ..atomic import atomic_path
-    from ..models.zoo import write_model_folder
-    from ..survival.km import km_by_risk
-    from ..survival.plots import plot_fold_cindex, plot_km
-
     out = Path(out)
     if (out / "card.json").exists() and not overwrite:
         raise Harm3Error(f"{out} already holds a model; pass --overwrite or choose another folder")
@@ -101,12 +92,11 @@ def save_cv_model(out, result: CVResult, card: dict, overwrite: bool = False, ba
         tmp.write_text("\n".join(rows) + "\n")
     for name, draw in (("km.png", lambda ax: plot_km(km_by_risk(result.times, result.events, _fold_centred_risk(result)), ax)),
                        ("cindex.png", lambda ax: plot_fold_cindex(result.cindices, ax))):
-        fig, ax = plt.subplots(figsize=(5, 4))
-        draw(ax)
+        fig = Figure(figsize=(5, 4))
+        draw(fig.add_subplot())
         fig.tight_layout()
         with atomic_path(out / name, overwrite=True) as tmp:
             fig.savefig(tmp, format="png", dpi=100)
-        plt.close(fig)
     card = dict(card)
     card["bin_edges_months"] = [f.cuts.tolist() for f in result.folds]
     card["max_follow_up_months"] = [f.t_max for f in result.folds]
@@ -124,8 +114,6 @@ def crossfusion_card(name: str, model_config: dict, train_config: TrainConfig, e
                      training_data: dict, warning: str | None = None, intended_use: str | None = None,
                      tissue_preset: str = "biopsy") -> dict:
     """The model card of a CrossFusion model (bin edges and metrics are added when saving)."""
-    from ..models.crossfusion import CITATION, DEVIATIONS
-
     card = {
         "name": name,
         "kind": "crossfusion",

@@ -41,14 +41,21 @@ cosine schedule is the stable choice for small cohorts.
 from __future__ import annotations
 
 import copy
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
+import torch
 
+from ..device import pick_device
 from ..errors import Harm3Error
-from ..progress import ProgressFn, report
+from ..models.crossfusion import create_model
+from ..progress import ProgressFn, report, scaled
 from ..survival.bins import assign_bins, quantile_cuts
+from ..survival.loss import nll_survival_loss
 from ..survival.metrics import concordance_index, mean_sd
+from .cv import Fold, patient_folds
 
 
 @dataclass(frozen=True)
@@ -136,10 +143,6 @@ def _to_device(bags, device):
 def predict_risk(model, tensors, bins=None, censored=None, alpha: float = 0.2) -> tuple:
     """(risk (N,), survival (N, n_bins), mean NLL loss or nan) for a list of (x5, x10, x20) bags,
     in eval mode; the loss needs the cases' ``bins`` and ``censored`` tensors."""
-    import torch
-
-    from ..survival.loss import nll_survival_loss
-
     model.eval()
     risks, survs, losses = [], [], []
     with torch.inference_mode():
@@ -160,8 +163,6 @@ _PROJECTION_INPUT = {"coarse": 0, "source": 1, "fine": 2}
 def feature_statistics(tensors, indices) -> list:
     """[(mean (Db,), sd (Db,))] per magnification (5×, 10×, 20×) over every patch of ``indices``;
     sd floored at 1e-3 (near-constant features are not blown up)."""
-    import torch
-
     out = []
     for k in range(3):
         stacked = torch.cat([tensors[i][k] for i in indices])  # (ΣN, Db)
@@ -197,11 +198,6 @@ def _safe_cindex(times, risk, events) -> float:
 def train_fold(tensors, times, events, fold, cfg: TrainConfig, backbone_dim: int,
                progress: ProgressFn | None = None, device=None) -> FoldResult:
     """Train one fold; ``tensors`` are all cases' (x5, x10, x20) on ``device``."""
-    import torch
-
-    from ..models.crossfusion import create_model
-    from ..survival.loss import nll_survival_loss
-
     train, val, test = fold.train, fold.validation, fold.test
     cuts = quantile_cuts(times[train], events[train], cfg.n_bins)
     bins = torch.as_tensor(assign_bins(times, cuts), device=device)
@@ -286,8 +282,6 @@ def train_fold(tensors, times, events, fold, cfg: TrainConfig, backbone_dim: int
 def case_folds(patient_ids, events, n_folds: int, seed: int, validation_fraction: float) -> list:
     """Patient-level folds (``cv.patient_folds`` over unique patients, stratified on having an
     event), expanded to case indices."""
-    from .cv import Fold, patient_folds
-
     patient_ids = np.asarray(patient_ids)
     events = np.asarray(events)
     patients, inverse = np.unique(patient_ids, return_inverse=True)
@@ -308,17 +302,12 @@ def case_folds(patient_ids, events, n_folds: int, seed: int, validation_fraction
 def cross_validate(bags, times, events, cfg: TrainConfig, patient_ids=None,
                    progress: ProgressFn | None = None) -> CVResult:
     """K-fold CV over patients; returns each fold's best model and test predictions."""
-    from ..device import pick_device
-    from ..progress import scaled
-
     times = np.asarray(times, dtype=float)
     events = np.asarray(events, dtype=int)
     if len(bags) != len(times):
         raise Harm3Error("one bag set per case is needed")
     device = pick_device(cfg.device)
     if cfg.threads > 0:
-        import torch
-
         torch.set_num_threads(cfg.threads)
     tensors = _to_device(bags, device)
     dims = {b.dim for b in bags}
@@ -339,9 +328,6 @@ def cross_validate(bags, times, events, cfg: TrainConfig, patient_ids=None,
 def _train_folds_in_processes(tensors, times, events, folds, cfg: TrainConfig, backbone_dim: int, progress) -> list:
     """Train the folds in ``cfg.workers`` spawned processes; same results as in one process
     (each fold seeds its own generators). Progress is reported as folds finish."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
     context = multiprocessing.get_context("spawn")  # no fork of a process that already runs torch threads
     with ProcessPoolExecutor(max_workers=min(cfg.workers, len(folds)), mp_context=context) as pool:
         futures = [pool.submit(_train_fold_job, tensors, times, events, fold, cfg, backbone_dim) for fold in folds]
@@ -353,7 +339,5 @@ def _train_folds_in_processes(tensors, times, events, folds, cfg: TrainConfig, b
 
 
 def _train_fold_job(tensors, times, events, fold, cfg: TrainConfig, backbone_dim: int) -> FoldResult:
-    import torch
-
     torch.set_num_threads(cfg.threads if cfg.threads > 0 else 1)
     return train_fold(tensors, times, events, fold, cfg, backbone_dim, device=torch.device("cpu"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 
 
 @dataclass(frozen=True)
@@ -24,8 +25,6 @@ def patient_folds(n_patients: int, n_folds: int = 5, seed: int = 0, stratify=Non
                   validation_fraction: float = 0.2) -> list:
     """K folds over patients, stratified on ``stratify`` (e.g. pCR, or the event indicator)
     when given, each with an inner (stratified) validation split of its training part."""
-    from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
-
     if n_folds < 2:
         raise ValueError("need at least 2 folds")
     if n_patients < n_folds:

@@ -9,10 +9,17 @@ optional sections ``model`` (Harm3Config fields), ``train`` (TrainConfig fields)
 
 from __future__ import annotations
 
+from dataclasses import fields, replace
 from pathlib import Path
 
 from ..errors import Harm3Error
+from ..hashing import sha256_path
+from ..models.harm3_fusion import Harm3Config, model_config
+from ..mri.prep import MriPrepConfig
+from .classification_metrics import format_summary
 from .config_file import read_config_file
+from .harm3_data import samples_from_cohort
+from .harm3_train import TrainConfig, cross_validate, model_card, write_harm3_model
 
 
 def add_arguments(parser) -> None:
@@ -35,12 +42,6 @@ def add_arguments(parser) -> None:
 
 
 def build_configs(args):
-    from dataclasses import fields, replace
-
-    from ..models.harm3_fusion import Harm3Config, model_config
-    from ..mri.prep import MriPrepConfig
-    from .harm3_train import TrainConfig
-
     data = read_config_file(args.config, ("model", "train", "preprocessing")) if args.config else {}
 
     def tupled(values):
@@ -71,13 +72,6 @@ def build_configs(args):
 
 
 def run(args) -> int:
-    from dataclasses import replace
-
-    from ..hashing import sha256_path
-    from .classification_metrics import format_summary
-    from .harm3_data import samples_from_cohort
-    from .harm3_train import cross_validate, model_card, write_harm3_model
-
     out = Path(args.out)
     if (out / "card.json").exists() and not args.overwrite:
         raise Harm3Error(f"{out} already holds a model; pass --overwrite or choose another folder")

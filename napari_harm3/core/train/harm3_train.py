@@ -15,10 +15,17 @@ import math
 from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
+import torch
+import torch.nn.functional as F
+from matplotlib.figure import Figure
 
+from ..atomic import atomic_path
+from ..device import pick_device
 from ..errors import Harm3Error
+from ..models.harm3_fusion import ABLATIONS, INPUTS, Harm3Fusion
+from ..models.zoo import write_model_folder
 from ..progress import report, scaled
-from .classification_metrics import binary_metrics, roc_auc, summarise, youden_threshold
+from .classification_metrics import binary_metrics, plot_calibration, plot_roc, roc_auc, summarise, youden_threshold
 from .cv import patient_folds
 from .harm3_data import collate
 
@@ -83,9 +90,6 @@ class CvResult:
 
 def harm3_loss(out, labels, pos_weight: float, tcfg: TrainConfig, model=None):
     """Total loss and its parts (floats) for one batch."""
-    import torch
-    import torch.nn.functional as F
-
     bce = F.binary_cross_entropy_with_logits(out.logit, labels, pos_weight=torch.tensor(pos_weight, device=labels.device))
     total = bce + tcfg.w_recon * out.recon_loss + tcfg.w_contra * out.contra_loss
     l1 = torch.zeros((), device=labels.device)
@@ -97,8 +101,6 @@ def harm3_loss(out, labels, pos_weight: float, tcfg: TrainConfig, model=None):
 
 
 def predict_probabilities(model, samples, batch_size: int = 8, max_patches: int | None = None, device="cpu"):
-    import torch
-
     model.eval()
     probs = []
     with torch.no_grad():
@@ -109,8 +111,6 @@ def predict_probabilities(model, samples, batch_size: int = 8, max_patches: int 
 
 
 def _evaluate(model, samples, pos_weight, tcfg, device):
-    import torch
-
     model.eval()
     probs, losses = [], []
     with torch.no_grad():
@@ -144,11 +144,6 @@ def lr_factor(tcfg: TrainConfig, steps_per_epoch: int):
 
 def train_fold(model_config, train, validation, tcfg: TrainConfig, seed: int = 0, progress=None):
     """Train one model; returns (best state dict, best epoch, history)."""
-    import torch
-
-    from ..device import pick_device
-    from ..models.harm3_fusion import Harm3Fusion
-
     if len(train) < 2:
         raise Harm3Error("too few training cases to train HARM3-Fusion")
     device = pick_device(tcfg.device)
@@ -204,8 +199,6 @@ def train_fold(model_config, train, validation, tcfg: TrainConfig, seed: int = 0
 
 def cross_validate(samples, model_config, tcfg: TrainConfig | None = None, progress=None) -> CvResult:
     """Patient-level stratified K-fold training and evaluation (one model per fold)."""
-    from ..models.harm3_fusion import Harm3Fusion
-
     tcfg = tcfg or TrainConfig()
     labels = np.array([s.label for s in samples])
     if np.any([s.label is None for s in samples]):
@@ -240,14 +233,11 @@ def cross_validate(samples, model_config, tcfg: TrainConfig | None = None, progr
 
 def ablation_study(samples, base_config, ablations, tcfg: TrainConfig, progress=None) -> dict:
     """{ablation: CvResult} over the same folds, for Table 2."""
-    from ..models.harm3_fusion import ABLATIONS
-
     out = {}
     for k, name in enumerate(ablations):
         cfg = replace(base_config, **ABLATIONS[name])
         out[name] = cross_validate(samples, cfg, tcfg, scaled(progress, k / len(ablations), (k + 1) / len(ablations)))
     return out
-
 
 
 # ---------------------------------------------------------------------- model folder
@@ -262,10 +252,6 @@ def model_card(cv: CvResult, prep_config, *, name: str, training_data: dict, enc
                slide_feature_dim: int, warning: str | None = None, recipe: str | None = None) -> dict:
     """The card of a HARM3-Fusion model folder: every config choice, the input and preprocessing
     contracts, training data, per-fold and summary metrics, intended use."""
-    from dataclasses import asdict as _asdict
-
-    from ..models.harm3_fusion import INPUTS
-
     folds = [{"fold": f.index, "best_epoch": f.best_epoch, "threshold_youden": f.threshold_youden,
               "n_test": int(len(f.test_labels)), "at_0.5": f.metrics_05, "at_youden": f.metrics_youden}
              for f in cv.folds]
@@ -287,9 +273,9 @@ def model_card(cv: CvResult, prep_config, *, name: str, training_data: dict, enc
             "missing_inputs": "any sequence, time point or the slide may be missing: learned placeholders, "
                               "flagged in the prediction",
         },
-        "preprocessing": _asdict(prep_config),
+        "preprocessing": asdict(prep_config),
         "config": {"model": cv.model_config.to_dict(), "train": cv.train_config.to_dict(),
-                   "preprocessing": _asdict(prep_config)},
+                   "preprocessing": asdict(prep_config)},
         "training_data": training_data,
         "metrics": {"cross_validation": f"{len(cv.folds)}-fold, stratified at patient level; epoch selection: "
                                         f"{cv.train_config.selection} (never the test fold); Youden threshold chosen "
@@ -318,15 +304,6 @@ def model_card(cv: CvResult, prep_config, *, name: str, training_data: dict, enc
 
 def write_harm3_model(folder, cv: CvResult, card: dict, overwrite: bool = False):
     """Weights (one safetensors per fold, sha256 in SHA256SUMS), card, ROC and calibration plots."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    from matplotlib.figure import Figure
-
-    from ..atomic import atomic_path
-    from ..models.zoo import write_model_folder
-    from .classification_metrics import plot_calibration, plot_roc
-
     written = write_model_folder(folder, card, [f.state_dict for f in cv.folds], overwrite=overwrite)
     y, p = cv.out_of_fold()
     for fname, draw in (("roc.png", lambda ax: plot_roc(ax, [(f.test_labels, f.test_probabilities) for f in cv.folds])),

@@ -13,8 +13,17 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
+import torch
+from distributed import Client, LocalCluster, as_completed
+
+from ..device import pick_device
 from ..errors import Cancelled, Harm3Error
 from ..progress import report
+from .encoder_inference import inference_encoder
+from .encoders import create_encoder
+from .feature_files import read_patch_file
+from .prepare import extract_slide
+from .slide_source import slide_name
 
 _ENCODERS: dict = {}
 _ENCODERS_LOCK = threading.Lock()
@@ -33,10 +42,6 @@ class SlideOutcome:
 def _worker_encoder(name: str, weights, device: str, compile: bool = False):
     """One encoder per worker process, prepared for inference (built on first use, shared by its
     threads; with ``compile`` it is compiled once per worker)."""
-    from ..device import pick_device
-    from .encoder_inference import inference_encoder
-    from .encoders import create_encoder
-
     key = (name, str(weights), device, bool(compile))
     with _ENCODERS_LOCK:
         if key not in _ENCODERS:
@@ -51,14 +56,7 @@ def extract_one_slide(slide_path: str, out_root: str, encoder: str, weights=None
                       readers: int = 2, force: bool = False, torch_threads: int | None = None,
                       compile: bool = False) -> SlideOutcome:
     """The task run on a worker: all magnifications of one slide (errors become an outcome)."""
-    from ..device import pick_device
-    from .feature_files import read_patch_file
-    from .prepare import extract_slide
-    from .slide_source import slide_name
-
     if torch_threads:
-        import torch
-
         torch.set_num_threads(int(torch_threads))
     try:
         model = _worker_encoder(encoder, weights, device, compile)
@@ -75,8 +73,6 @@ def extract_one_slide(slide_path: str, out_root: str, encoder: str, weights=None
 def make_client(scheduler: str | None = None, workers: int = 2, processes: bool = True,
                 threads_per_worker: int = 1):
     """A Dask client: connected to ``scheduler``, or to a new local cluster of ``workers``."""
-    from distributed import Client, LocalCluster
-
     if scheduler:
         try:
             return Client(scheduler, timeout="20s")
@@ -96,8 +92,6 @@ def extract_cohort(slides, out_root, encoder: str, weights=None, mags=(5, 10, 20
     (in the order given). ``progress`` is called as slides finish; raising ``Cancelled`` from it
     cancels the tasks not yet finished. ``compile``: each worker compiles its encoder with
     ``torch.compile`` (see :mod:`.encoder_inference`)."""
-    from distributed import as_completed
-
     slides = [str(s) for s in slides]
     own_client = client is None
     client = client or make_client(scheduler, workers, processes)

@@ -32,9 +32,13 @@ Winograd 3×3 convolutions (no gain once its layout conversions are paid).
 from __future__ import annotations
 
 import copy
-import functools
 import warnings
 import weakref
+
+import torch
+from torch import fx, nn
+from torch.fx.experimental.optimization import fuse
+from torch.nn.modules.batchnorm import _BatchNorm
 
 #: prepared copies: {encoder: {(device, compile): (weights token, copy)}}
 _PREPARED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
@@ -46,8 +50,6 @@ def inference_encoder(encoder, device=None, compile: bool = False):
     Returns ``encoder`` itself (moved to ``device``) when there is nothing to gain: no
     convolution in it, or it was prepared already.
     """
-    import torch
-
     device = torch.device(device or "cpu")
     model = getattr(encoder, "model", None)
     if getattr(encoder, "prepared_for_inference", False) or not _has_convolutions(model):
@@ -61,8 +63,6 @@ def inference_encoder(encoder, device=None, compile: bool = False):
 
 
 def _has_convolutions(model) -> bool:
-    from torch import nn
-
     return isinstance(model, nn.Module) and any(isinstance(m, nn.Conv2d) for m in model.modules())
 
 
@@ -75,10 +75,6 @@ def _weights_token(model) -> tuple:
 def fold_batchnorm(model):
     """A copy of ``model`` (eval mode) with each BatchNorm folded into the convolution before it;
     an untraceable model comes back unfolded (a copy still)."""
-    from torch import fx
-    from torch.fx.experimental.optimization import fuse
-    from torch.nn.modules.batchnorm import _BatchNorm
-
     model = copy.deepcopy(model).eval()
     if not any(isinstance(m, _BatchNorm) for m in model.modules()):
         return model
@@ -89,57 +85,46 @@ def fold_batchnorm(model):
 
 
 def _prepare(encoder, device, compile: bool):
-    import torch
-
     model = fold_batchnorm(encoder.model).to(device, memory_format=torch.channels_last)
     for parameter in model.parameters():
         parameter.requires_grad_(False)
-    channels_last_input, compiled_or_eager = _module_classes()
-    model = channels_last_input(model)
+    model = ChannelsLastInput(model)
     if compile:
-        model = compiled_or_eager(model)
+        model = CompiledOrEager(model)
     prepared = type(encoder)(encoder.spec, model, encoder.weights_sha256).to(device).eval()
     prepared.prepared_for_inference = True
     return prepared
 
 
-@functools.lru_cache(maxsize=1)
-def _module_classes():
-    """(ChannelsLastInput, CompiledOrEager), built on first use so that importing needs no torch."""
-    import torch
-    from torch import nn
+class ChannelsLastInput(nn.Module):
+    """``model`` fed channels-last (NHWC) input (a no-op when the input is already)."""
 
-    class ChannelsLastInput(nn.Module):
-        """``model`` fed channels-last (NHWC) input (a no-op when the input is already)."""
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
 
-        def __init__(self, model: nn.Module):
-            super().__init__()
-            self.model = model
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x.contiguous(memory_format=torch.channels_last))  # (B, D)
 
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.model(x.contiguous(memory_format=torch.channels_last))  # (B, D)
 
-    class CompiledOrEager(nn.Module):
-        """``torch.compile(model)`` (frozen weights) for batches of the first size it is given;
-        the eager ``model`` for other sizes, and for all once compiling has failed."""
+class CompiledOrEager(nn.Module):
+    """``torch.compile(model)`` (frozen weights) for batches of the first size it is given;
+    the eager ``model`` for other sizes, and for all once compiling has failed."""
 
-        def __init__(self, model: nn.Module):
-            super().__init__()
-            self.model = model
-            self.compiled = torch.compile(model, dynamic=False, options={"freezing": True})
-            self.batch_size = None  # the size compiled for
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+        self.compiled = torch.compile(model, dynamic=False, options={"freezing": True})
+        self.batch_size = None  # the size compiled for
 
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            if self.compiled is not None and self.batch_size in (None, len(x)):
-                try:
-                    features = self.compiled(x)  # (B, D)
-                    self.batch_size = len(x)
-                    return features
-                except Exception as exc:  # noqa: BLE001 - compiler failures come in many types
-                    self.compiled = None
-                    warnings.warn(f"torch.compile failed ({type(exc).__name__}: {str(exc)[:200]}); "
-                                  "the encoder runs uncompiled", stacklevel=2)
-            return self.model(x)  # (B, D)
-
-    return ChannelsLastInput, CompiledOrEager
-
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.compiled is not None and self.batch_size in (None, len(x)):
+            try:
+                features = self.compiled(x)  # (B, D)
+                self.batch_size = len(x)
+                return features
+            except Exception as exc:  # noqa: BLE001 - compiler failures come in many types
+                self.compiled = None
+                warnings.warn(f"torch.compile failed ({type(exc).__name__}: {str(exc)[:200]}); "
+                              "the encoder runs uncompiled", stacklevel=2)
+        return self.model(x)  # (B, D)

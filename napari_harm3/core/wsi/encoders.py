@@ -23,7 +23,17 @@ import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import timm
+import torch
+import torch.nn.functional as F
+from safetensors import SafetensorError
+from safetensors.torch import load_file
+from torch import nn
+from torchvision.models import resnet50
+
 from ..errors import Harm3Error, InputFileError
+from ..hashing import sha256_file
+from .texture_encoder import TextureStats
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -63,35 +73,26 @@ def list_encoders() -> list:
     return sorted(ENCODERS)
 
 
-def _resnet50_trunc(**overrides):
-    import torch
-    from torch import nn
-    from torchvision.models import resnet50
+class ResNet50Trunc(nn.Module):
+    """torchvision ResNet50 up to ``layer3`` (1024 channels) + global average pooling.
 
-    class ResNet50Trunc(nn.Module):
-        """torchvision ResNet50 up to ``layer3`` (1024 channels) + global average pooling.
+    Attribute names equal torchvision's, so a torchvision resnet50 state dict loads as is.
+    """
 
-        Attribute names equal torchvision's, so a torchvision resnet50 state dict loads as is.
-        """
+    def __init__(self, **overrides):
+        super().__init__()
+        full = resnet50(weights=None, **overrides)
+        self.conv1, self.bn1, self.relu, self.maxpool = full.conv1, full.bn1, full.relu, full.maxpool
+        self.layer1, self.layer2, self.layer3 = full.layer1, full.layer2, full.layer3
+        self.pool = nn.AdaptiveAvgPool2d(1)
 
-        def __init__(self):
-            super().__init__()
-            full = resnet50(weights=None, **overrides)
-            self.conv1, self.bn1, self.relu, self.maxpool = full.conv1, full.bn1, full.relu, full.maxpool
-            self.layer1, self.layer2, self.layer3 = full.layer1, full.layer2, full.layer3
-            self.pool = nn.AdaptiveAvgPool2d(1)
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            x = self.maxpool(self.relu(self.bn1(self.conv1(x))))  # (B, 64, H/4, W/4)
-            x = self.layer3(self.layer2(self.layer1(x)))  # (B, 1024, H/16, W/16)
-            return torch.flatten(self.pool(x), 1)  # (B, 1024)
-
-    return ResNet50Trunc()
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))  # (B, 64, H/4, W/4)
+        x = self.layer3(self.layer2(self.layer1(x)))  # (B, 1024, H/16, W/16)
+        return torch.flatten(self.pool(x), 1)  # (B, 1024)
 
 
 def _timm_vit(name: str, **options):
-    import timm
-
     return timm.create_model(name, pretrained=False, **options)
 
 
@@ -101,14 +102,10 @@ def read_state_dict(path) -> dict:
     if not path.is_file():
         raise InputFileError(path, "encoder weight file not found")
     if path.suffix == ".safetensors":
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
         try:
             return load_file(str(path), device="cpu")
         except (SafetensorError, OSError, ValueError) as exc:
             raise InputFileError(path, f"not a readable safetensors file ({exc})") from exc
-    import torch
 
     try:
         state = torch.load(str(path), map_location="cpu", weights_only=True)
@@ -135,52 +132,45 @@ def _load_into(model, state: dict, path) -> None:
     model.load_state_dict({k: state[k] for k in own}, strict=True)
 
 
-def _patch_encoder_class():
-    import torch
-    import torch.nn.functional as F
-    from torch import nn
+class PatchEncoder(nn.Module):
+    """Preprocessing + model: uint8 (B, H, W, 3) → float32 features (B, D)."""
 
-    class PatchEncoder(nn.Module):
-        """Preprocessing + model: uint8 (B, H, W, 3) → float32 features (B, D)."""
+    def __init__(self, spec: EncoderSpec, model: nn.Module, weights_sha256: str | None):
+        super().__init__()
+        self.spec = spec
+        self.model = model
+        self.weights_sha256 = weights_sha256
+        self.random_init = spec.needs_weights and weights_sha256 is None
+        self.register_buffer("mean", torch.tensor(spec.mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(spec.std).view(1, 3, 1, 1), persistent=False)
 
-        def __init__(self, spec: EncoderSpec, model: nn.Module, weights_sha256: str | None):
-            super().__init__()
-            self.spec = spec
-            self.model = model
-            self.weights_sha256 = weights_sha256
-            self.random_init = spec.needs_weights and weights_sha256 is None
-            self.register_buffer("mean", torch.tensor(spec.mean).view(1, 3, 1, 1), persistent=False)
-            self.register_buffer("std", torch.tensor(spec.std).view(1, 3, 1, 1), persistent=False)
+    @property
+    def name(self) -> str:
+        """Name recorded with the features (``+random-init`` when no weights were given)."""
+        return f"{self.spec.name}+random-init" if self.random_init else self.spec.name
 
-        @property
-        def name(self) -> str:
-            """Name recorded with the features (``+random-init`` when no weights were given)."""
-            return f"{self.spec.name}+random-init" if self.random_init else self.spec.name
+    @property
+    def dim(self) -> int:
+        return self.spec.dim
 
-        @property
-        def dim(self) -> int:
-            return self.spec.dim
+    def preprocess(self, batch: torch.Tensor) -> torch.Tensor:
+        """uint8 (B, H, W, 3) → normalised float (B, 3, S, S) on the batch's device."""
+        x = batch.permute(0, 3, 1, 2).float().div_(255.0)  # (B, 3, H, W)
+        size = self.spec.input_size
+        if size is not None and tuple(x.shape[-2:]) != (size, size):
+            x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+        return (x - self.mean) / self.std  # (B, 3, S, S)
 
-        def preprocess(self, batch: torch.Tensor) -> torch.Tensor:
-            """uint8 (B, H, W, 3) → normalised float (B, 3, S, S) on the batch's device."""
-            x = batch.permute(0, 3, 1, 2).float().div_(255.0)  # (B, 3, H, W)
-            size = self.spec.input_size
-            if size is not None and tuple(x.shape[-2:]) != (size, size):
-                x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-            return (x - self.mean) / self.std  # (B, 3, S, S)
+    def forward(self, batch: torch.Tensor) -> torch.Tensor:
+        features = self.model(self.preprocess(batch))  # (B, D)
+        return features.float()
 
-        def forward(self, batch: torch.Tensor) -> torch.Tensor:
-            features = self.model(self.preprocess(batch))  # (B, D)
-            return features.float()
-
-        def provenance(self) -> dict:
-            """What is stored with the features."""
-            return {"encoder": self.name, "encoder_arch": self.spec.name,
-                    "weights_sha256": self.weights_sha256 or "", "random_init": bool(self.random_init),
-                    "feature_dim": int(self.spec.dim), "input_size": self.spec.input_size or 0,
-                    "mean": list(self.spec.mean), "std": list(self.spec.std)}
-
-    return PatchEncoder
+    def provenance(self) -> dict:
+        """What is stored with the features."""
+        return {"encoder": self.name, "encoder_arch": self.spec.name,
+                "weights_sha256": self.weights_sha256 or "", "random_init": bool(self.random_init),
+                "feature_dim": int(self.spec.dim), "input_size": self.spec.input_size or 0,
+                "mean": list(self.spec.mean), "std": list(self.spec.std)}
 
 
 def resolve_name(name: str) -> str:
@@ -197,26 +187,20 @@ def create_encoder(name: str, weights=None, **overrides):
     ViT in tests); ``input_size``, ``mean`` and ``std`` override the preprocessing contract.
     The encoder is returned in eval mode on the CPU.
     """
-    from ..hashing import sha256_file
-
     key = resolve_name(name)
     spec = ENCODERS[key]
     contract = {k: overrides.pop(k) for k in ("input_size", "mean", "std") if k in overrides}
     if key == "texture_stats":
-        from .texture_encoder import TextureStats
-
         if weights is not None:
             raise Harm3Error("texture_stats has no weights; drop --weights")
         if overrides:
             raise Harm3Error(f"texture_stats takes no options (got {', '.join(overrides)})")
         model = TextureStats()
     else:
-        import torch
-
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(RANDOM_INIT_SEED)  # random-init encoders are reproducible
             if key == "resnet50_trunc":
-                model = _resnet50_trunc(**overrides)
+                model = ResNet50Trunc(**overrides)
             else:
                 model = _timm_vit(key, **{**spec.options, **overrides})
                 spec = replace(spec, dim=int(getattr(model, "num_features", spec.dim)))
@@ -228,5 +212,5 @@ def create_encoder(name: str, weights=None, **overrides):
     elif spec.needs_weights:
         warnings.warn(f"encoder {key}: no weight file given — RANDOM-INITIALISED weights; features are "
                       "labelled '+random-init' and are meaningless for research", stacklevel=2)
-    encoder = _patch_encoder_class()(spec, model, digest)
+    encoder = PatchEncoder(spec, model, digest)
     return encoder.eval()

@@ -17,7 +17,9 @@ import threading
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 
+import cv2
 import numpy as np
+import torch
 
 from ..progress import report
 from .encoder_inference import inference_encoder
@@ -62,8 +64,6 @@ class PatchReader:
 
     def _finish(self, region: np.ndarray) -> np.ndarray:
         """Resize a read region to the output patch size (area interpolation)."""
-        import cv2
-
         size = self.plan.patch_size
         if region.shape[0] != size or region.shape[1] != size:
             region = cv2.resize(region, (size, size), interpolation=cv2.INTER_AREA)
@@ -120,8 +120,6 @@ def encode_batches(encoder, batches, device, on_batch, progress=None, total: int
     """Run ``encoder`` on uint8 batches; ``on_batch(first_index, features float32 (B, D))``.
 
     On a CPU the encoder takes a batch :data:`CPU_CHUNK` patches at a time."""
-    import torch
-
     use_cuda = device.type == "cuda"
     # mixed precision for learned encoders on CUDA; hand-crafted statistics stay in float32
     mixed = use_cuda and getattr(getattr(encoder, "spec", None), "needs_weights", True)
@@ -154,8 +152,6 @@ def extract_features(slide_factory, coords: np.ndarray, plan: MagnificationPlan,
     takes them. ``slide_factory()`` opens the slide (called once per reader thread). The
     encoder runs as :func:`.encoder_inference.inference_encoder` prepares it (``compile``:
     with ``torch.compile``); ``encoder`` itself is not changed."""
-    import torch
-
     device = device or torch.device("cpu")
     encoder = inference_encoder(encoder, device, compile=compile)
     collected = []

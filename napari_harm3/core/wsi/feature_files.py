@@ -20,7 +20,9 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import h5py
 import numpy as np
+import torch
 
 from ..atomic import atomic_path
 from ..errors import Harm3Error, InputFileError
@@ -104,8 +106,6 @@ def _attr_value(value):
 
 def write_patch_file(path, coords: np.ndarray, attrs: dict, overwrite: bool = True) -> Path:
     """Write CLAM's patch file: dataset ``coords`` (N, 2) int64 with ``attrs`` on it."""
-    import h5py
-
     coords = np.asarray(coords, dtype=np.int64).reshape(-1, 2)
     with atomic_path(path, overwrite=overwrite) as tmp:
         with h5py.File(tmp, "w") as handle:
@@ -118,8 +118,6 @@ def write_patch_file(path, coords: np.ndarray, attrs: dict, overwrite: bool = Tr
 
 def read_patch_file(path) -> tuple:
     """(coords (N, 2) int64, attrs dict) from a CLAM patch file (ours or CLAM's)."""
-    import h5py
-
     path = Path(path)
     if not path.is_file():
         raise InputFileError(path, "patch file not found")
@@ -148,9 +146,6 @@ def _plain(value):
 def write_feature_files(files: SlideFiles, features: np.ndarray, coords: np.ndarray, attrs: dict,
                         overwrite: bool = True) -> None:
     """Write ``h5_files/{slide}.h5`` (features + coords) and ``pt_files/{slide}.pt`` atomically."""
-    import h5py
-    import torch
-
     features = np.ascontiguousarray(features, dtype=np.float32)
     with atomic_path(files.pt, overwrite=overwrite) as tmp:
         torch.save(torch.from_numpy(features), tmp)
@@ -172,8 +167,6 @@ def load_clam_features(path, patches=None) -> tuple:
     if not path.is_file():
         raise InputFileError(path, "feature file not found")
     if path.suffix == ".pt":
-        import torch
-
         try:
             tensor = torch.load(str(path), map_location="cpu", weights_only=True)
         except Exception as exc:  # noqa: BLE001
@@ -184,8 +177,6 @@ def load_clam_features(path, patches=None) -> tuple:
         patches = Path(patches) if patches else path.parent.parent / "patches" / f"{path.stem}.h5"
         coords, attrs = read_patch_file(patches)
     else:
-        import h5py
-
         try:
             with h5py.File(path, "r") as handle:
                 if "features" not in handle:
@@ -213,8 +204,6 @@ class PartialFeatures:
 
     def rows_done(self) -> int:
         """Rows already stored by an earlier run of the same job (0 when none or another job's)."""
-        import h5py
-
         if not self.path.is_file():
             return 0
         try:
@@ -228,8 +217,6 @@ class PartialFeatures:
 
     def start(self, resume: bool) -> int:
         """Open for appending; returns the first row to compute."""
-        import h5py
-
         done = self.rows_done() if resume else 0
         if done == 0:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -241,8 +228,6 @@ class PartialFeatures:
 
     def append(self, start: int, rows: np.ndarray) -> None:
         """Store rows ``start … start+len(rows)``; the row count is updated last."""
-        import h5py
-
         with h5py.File(self.path, "a") as handle:
             dataset = handle["features"]
             dataset.resize(start + len(rows), axis=0)
@@ -250,8 +235,6 @@ class PartialFeatures:
             handle.attrs["rows"] = start + len(rows)
 
     def read(self) -> np.ndarray:
-        import h5py
-
         with h5py.File(self.path, "r") as handle:
             return np.asarray(handle["features"][: int(handle.attrs["rows"])], dtype=np.float32)
 

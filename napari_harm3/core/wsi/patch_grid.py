@@ -23,11 +23,13 @@ same answers (inside / on the edge / outside) for every point, exactly.
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from ..errors import Harm3Error
 
 CONTOUR_FUNCTIONS = ("four_pt", "four_pt_hard", "center", "basic", "corner_any")
+
 
 def _ring_edges(rings) -> tuple:
     """Edges (a → b, OpenCV's v0 → v) of one closed polygon or of several (a list of them)."""
@@ -150,8 +152,6 @@ def _probe_offsets(contour_fn: str, size: int) -> np.ndarray:
 def grid_axes(contour: np.ndarray, step: int, patch_size: int, level0_dim=None,
               use_padding: bool = True) -> tuple:
     """(xs, ys) int64 of the candidate grid over the contour's bounding box (CLAM's ranges)."""
-    import cv2
-
     x0, y0, w, h = cv2.boundingRect(np.asarray(contour, dtype=np.int32))
     stop_x, stop_y = x0 + w, y0 + h
     if not use_padding:

@@ -9,9 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 
+from ..atomic import atomic_path
 from ..progress import report
+from .feature_files import write_patch_file
 from .magnification import MagnificationPlan, plan_magnification
 from .patch_grid import patch_coordinates
 from .slide_source import open_wsi, slide_name
@@ -87,8 +90,6 @@ def patch_slide(slide_path, mag: float | None = 20, patch_size: int = 256,
 
 def write_patches(patch_set: PatchSet, path, save_mask: bool = False, overwrite: bool = True) -> Path:
     """Write the CLAM patch file (and ``{slide}_mask.png`` next to it with ``save_mask``)."""
-    from .feature_files import write_patch_file
-
     path = write_patch_file(path, patch_set.coords, patch_set.clam_attrs(), overwrite=overwrite)
     if save_mask:
         write_mask_png(patch_set, path.parent.parent / "masks" / f"{patch_set.slide}_mask.png")
@@ -97,10 +98,6 @@ def write_patches(patch_set: PatchSet, path, save_mask: bool = False, overwrite:
 
 def write_mask_png(patch_set: PatchSet, path) -> Path:
     """The segmentation-level tissue mask (grey), kept contours (green), holes (blue), patches (red)."""
-    import cv2
-
-    from ..atomic import atomic_path
-
     tissue = patch_set.tissue
     inverse = 1.0 / np.asarray(tissue.scale)
     canvas = cv2.cvtColor(tissue.mask // 2, cv2.COLOR_GRAY2BGR)

@@ -16,12 +16,22 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from ..errors import Harm3Error
 from ..progress import report, scaled
-from .feature_files import (FeatureBag, PartialFeatures, SlideFiles, load_clam_features,
-                            patch_file_path, read_patch_file, write_feature_files, write_patch_file)
+from .encoders import create_encoder
 from .extraction import extract_features
+from .feature_files import (
+    FeatureBag,
+    PartialFeatures,
+    SlideFiles,
+    load_clam_features,
+    patch_file_path,
+    read_patch_file,
+    write_feature_files,
+    write_patch_file,
+)
 from .magnification import plan_magnification
 from .patching import patch_slide
 from .slide_source import open_wsi, slide_name
@@ -47,8 +57,6 @@ def empty_bag_message(slide: str, mag) -> str:
 
 
 def _as_encoder(encoder, weights=None):
-    from .encoders import create_encoder
-
     if isinstance(encoder, str):
         with warnings.catch_warnings():
             warnings.simplefilter("default")
@@ -95,8 +103,6 @@ def extract_slide(slide_path, out_root, encoder, mag=20, patch_size: int = 256, 
     ``replace_other_slide``: stored features of another slide under this id are recomputed instead
     of refused (a case's own cache after its slide file changed).
     """
-    import torch
-
     encoder = _as_encoder(encoder)
     files = SlideFiles.of(out_root, encoder.name, mag, patch_size, slide_id or slide_name(slide_path))
     fingerprint = slide_fingerprint(slide_path)

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..io.wsi import open_slide
+
 
 def open_wsi(path, mpp: float | None = None):
     """Open ``path``; ``mpp`` (µm per level-0 pixel) overrides or supplies the metadata's."""
-    from ..io.wsi import open_slide
-
     return open_slide(path, mpp=mpp)
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 
 from ..errors import Harm3Error
@@ -90,8 +91,6 @@ def level_scale(level_dimensions, level: int) -> tuple:
 
 def saturation_mask(rgb: np.ndarray, params: TissueParams) -> np.ndarray:
     """Binary tissue mask (uint8 0/255) from an RGB image: blurred saturation, threshold, closing."""
-    import cv2
-
     hsv = cv2.cvtColor(np.ascontiguousarray(rgb[..., :3]), cv2.COLOR_RGB2HSV)
     saturation = cv2.medianBlur(np.ascontiguousarray(hsv[..., 1]), int(params.mthresh))
     if params.use_otsu:
@@ -111,8 +110,6 @@ def filter_contours(contours, hierarchy: np.ndarray, area_min: float, hole_area_
     ``hierarchy`` is OpenCV's (N, 4) RETR_CCOMP table; column 3 is the parent index.
     Returns (contours, holes) with holes as one list per kept contour, largest first.
     """
-    import cv2
-
     if not len(contours):
         return [], []
     parents = hierarchy[:, 3]
@@ -136,8 +133,6 @@ def _to_level0(contour: np.ndarray, scale) -> np.ndarray:
 def segment_tissue_image(rgb: np.ndarray, scale=(1.0, 1.0), params: TissueParams = TissueParams(),
                          seg_level: int = 0) -> Tissue:
     """Segment tissue in an RGB image of the slide at one level (``scale`` = its downsample)."""
-    import cv2
-
     mask = saturation_mask(rgb, params)
     patch_area = int(params.ref_patch_size ** 2 / (scale[0] * scale[1]))
     found, hierarchy = cv2.findContours(mask, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_NONE)
@@ -178,8 +173,6 @@ def segment_tissue(slide, params: TissueParams = TissueParams()) -> Tissue:
 
 def tissue_overlay(tissue: Tissue) -> np.ndarray:
     """The kept contours filled (holes cut out) at the segmentation level, uint8 0/255."""
-    import cv2
-
     overlay = np.zeros_like(tissue.mask)
     inverse = 1.0 / np.asarray(tissue.scale)
     for contour, holes in zip(tissue.contours, tissue.holes):

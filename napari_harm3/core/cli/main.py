@@ -41,8 +41,8 @@ COMMANDS = {
     "info": "summarise MRI volumes, DICOM folders, tumour masks and slides",
     "synth": "generate a synthetic phantom cohort (MRI + slide + labels)",
     "validate": "check a case manifest or a cohort table, listing every problem",
-    "register": "register one volume onto another (rigid/affine, ITK transform file)",
-    "align": "register a case's (or cohort's) volumes onto T1-pre and record the transforms",
+    "register": "register two MRI volumes (rigid or affine, mutual information)",
+    "align": "register a case's (or cohort's) volumes onto T1-pre",
     "patch": "segment tissue and write CLAM patch coordinates",
     "extract": "patch features at several magnifications (CLAM files)",
     "train": "train a model with patient-level cross-validation",
@@ -52,7 +52,7 @@ COMMANDS = {
     "report": "write a per-patient report (PDF + JSON)",
     "export_dicom": "write the case's results as DICOM SR, SEG, parametric maps, PDF",
     "pacs": "find, retrieve and send studies (DICOM C-FIND/C-GET/C-MOVE/C-STORE)",
-    "predict": "both models over a cohort: one row per case, resumable, Dask",
+    "predict": "predict pCR and survival for every case of a cohort (resumable)",
 }
 
 #: the command modules registered (tests narrow this to the one they exercise)

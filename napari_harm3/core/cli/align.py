@@ -12,10 +12,16 @@ prints one ``harm3: error:`` line and the others go on (exit status 2 when any f
 from __future__ import annotations
 
 import sys
+from pathlib import Path
+
+from ..errors import Harm3Error
+from ..io.cohort import is_cohort_path, read_cohort_table
+from ..mri.registration_case import align_case
+from ..mri.registration_cohort import align_cohort
+from .register import add_registration_arguments, config_from
 
 
 def register(subparsers) -> None:
-    from .register import add_registration_arguments
 
     parser = subparsers.add_parser("align", help="register a case's (or cohort's) volumes onto T1-pre",
                                    description=__doc__.splitlines()[0])
@@ -28,14 +34,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from pathlib import Path
 
-    from ..errors import Harm3Error
-    from ..io.cohort import read_cohort_table
-    from ..mri.registration_case import align_case
-    from ..mri.registration_cohort import align_cohort
-    from .register import config_from
-    from ..io.cohort import is_cohort_path
 
     config = config_from(args)
     path = Path(args.path)

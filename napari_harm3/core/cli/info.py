@@ -16,7 +16,18 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import Harm3Error, InputFileError
+from ..errors import Harm3Error, InputFileError, one_line
+from ..io.dicom_pixels import undecodable_reason
+from ..io.dicom_series import _read_header, dicom_file_kind, read_dicom_file_series
+from ..io.masks import (
+    looks_like_labels,
+    read_label_volume,
+    read_rtstruct,
+    read_rtstruct_dataset,
+)
+from ..io.mri import is_nifti_path, list_dicom_series, read_nifti, read_volume
+from ..io.wsi import open_slide
+from ..mri.windowing import auto_window
 
 
 def register(subparsers) -> None:
@@ -39,8 +50,6 @@ def run(args) -> int:
 
 def describe(path) -> list[str]:
     """Summary lines for one path; raises InputFileError for paths that cannot be read."""
-    from ..io.dicom_series import dicom_file_kind
-    from ..io.mri import is_nifti_path
 
     path = Path(path)
     if not path.exists():
@@ -62,7 +71,6 @@ def _fmt(values, digits: int = 3) -> str:
 
 
 def _describe_volume(volume, kind: str) -> list[str]:
-    from ..mri.windowing import auto_window
 
     low, high = volume.world_bounds()
     data = volume.data
@@ -110,8 +118,6 @@ def _dicom_lines(metadata) -> list[str]:
 
 def _describe_dicom_file(path: Path) -> list[str]:
     """One DICOM image file: its volume, or the list of volumes when the file holds several."""
-    from ..io.dicom_series import list_dicom_series, read_dicom_file_series, _read_header
-    from ..io.mri import read_volume
 
     uid = str(_read_header(path).get("SeriesInstanceUID", "") or "")
     holding = [s for s in list_dicom_series(path.parent) if s.uid == uid and str(path) in s.files]
@@ -148,8 +154,6 @@ def _describe_labels(labels, kind: str) -> list[str]:
 
 
 def _describe_nifti(path: Path) -> list[str]:
-    from ..io.masks import looks_like_labels, read_label_volume
-    from ..io.mri import read_nifti
 
     volume = read_nifti(path)
     if np.issubdtype(volume.data.dtype, np.integer) and looks_like_labels(volume.data):
@@ -158,7 +162,6 @@ def _describe_nifti(path: Path) -> list[str]:
 
 
 def _describe_rtstruct(path: Path) -> list[str]:
-    from ..io.masks import read_rtstruct, read_rtstruct_dataset
 
     try:
         labels = read_rtstruct(path)
@@ -170,8 +173,6 @@ def _describe_rtstruct(path: Path) -> list[str]:
 
 
 def _describe_folder(path: Path) -> list[str]:
-    from ..io.dicom_pixels import undecodable_reason
-    from ..io.mri import list_dicom_series
 
     series = list_dicom_series(path, recursive=True)
     if not series:
@@ -201,8 +202,6 @@ def _syntax_short(text: str) -> str:
 
 
 def _describe_slide(path: Path) -> list[str]:
-    from ..io.dicom_series import one_line
-    from ..io.wsi import open_slide
 
     try:
         slide = open_slide(path)

@@ -4,7 +4,7 @@ Each sub-command lives in its own module of this package with a ``register(subpa
 function. A :class:`~napari_harm3.core.errors.Harm3Error` becomes one readable line on stderr
 and exit status 2; nothing half-written is left behind.
 
-Imports (the house rule, also in NOTES-imports.md):
+Imports (the house rule, also in the README, "Code layout and the import rule"):
 
 - A module imports what it needs at its top — torch, h5py, openslide, matplotlib included. A
   library module is imported only when its work is needed, so it has no reason to defer.

@@ -16,6 +16,10 @@ import dataclasses
 from pathlib import Path
 
 from ..errors import Harm3Error
+from ..pacs.config import load_pacs_config
+from ..pacs.query import find_studies
+from ..pacs.store import send_folder
+from ..pacs.study_case import retrieve_case
 
 
 def register(subparsers) -> None:
@@ -45,7 +49,6 @@ def register(subparsers) -> None:
 
 
 def _config(args):
-    from ..pacs.config import load_pacs_config
 
     return dataclasses.replace(load_pacs_config(args.config), log_identifiers=bool(args.show_identifiers))
 
@@ -61,7 +64,6 @@ def format_table(rows: list[dict], indent: str = "") -> list[str]:
 
 
 def run_find(args) -> int:
-    from ..pacs.query import find_studies
 
     config = _config(args)
     studies = find_studies(config, patient_id=args.patient, study_uid=args.study)
@@ -103,7 +105,6 @@ def _printer():
 
 
 def run_get(args) -> int:
-    from ..pacs.study_case import retrieve_case
 
     config = _config(args)
     result = retrieve_case(config, args.study_uid, args.out, overrides=_overrides(args.assign),
@@ -118,7 +119,6 @@ def run_get(args) -> int:
 
 
 def run_send(args) -> int:
-    from ..pacs.store import send_folder
 
     config = _config(args)
     result = send_folder(config, args.folder, progress=None)

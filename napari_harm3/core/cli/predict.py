@@ -16,6 +16,16 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from tqdm import tqdm
+
+from ..cohort.model_refs import choose_models
+from ..cohort.rows import FINISHED
+from ..cohort.runner import failure_line, run_cohort
+from ..cohort.summary import write_cohort_summary
+from ..device import pick_device
+from ..errors import Harm3Error
+from ..io.cohort import read_cohort_table
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("predict", help="predict pCR and survival for every case of a cohort (resumable)",
@@ -37,14 +47,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from tqdm import tqdm
 
-    from ..cohort.model_refs import choose_models
-    from ..cohort.rows import FINISHED
-    from ..cohort.runner import failure_line, run_cohort
-    from ..device import pick_device
-    from ..errors import Harm3Error
-    from ..io.cohort import read_cohort_table
 
     if args.workers < 0:
         raise Harm3Error(f"--workers must be 0 (in this process) or more, got {args.workers}")
@@ -67,7 +70,6 @@ def run(args) -> int:
         bar.close()
     print(f"{result.out}: {result.line()}")
     if args.summary is not None:
-        from ..cohort.summary import write_cohort_summary
 
         for path in write_cohort_summary(result.rows, result.labels, args.summary, overwrite=True):
             print(f"wrote {path}")

@@ -13,8 +13,25 @@ warning line says so.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
-from ..mri.registration import INITIALISATIONS, MODES
+import numpy as np
+
+from ..errors import Harm3Error
+from ..io.case import split_series_reference
+from ..io.masks import read_mask
+from ..io.mri import read_volume
+from ..mri.registration import (
+    INITIALISATIONS,
+    MODES,
+    RegistrationConfig,
+    register_volumes,
+)
+from ..mri.registration_files import (
+    check_transform_path,
+    record_path,
+    write_registration,
+)
 
 
 def add_registration_arguments(parser) -> None:
@@ -32,8 +49,6 @@ def add_registration_arguments(parser) -> None:
 
 
 def config_from(args):
-    from ..errors import Harm3Error
-    from ..mri.registration import RegistrationConfig
 
     options = {"mode": args.mode, "init": args.init, "threads": args.threads}
     if args.levels:
@@ -66,16 +81,8 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from pathlib import Path
 
-    import numpy as np
 
-    from ..errors import Harm3Error
-    from ..io.case import split_series_reference
-    from ..io.masks import read_mask
-    from ..io.mri import read_volume
-    from ..mri.registration import register_volumes
-    from ..mri.registration_files import check_transform_path, record_path, write_registration
 
     out = check_transform_path(args.out)
     for target in (out, record_path(out)):

@@ -11,6 +11,12 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
+
+from ..io.cohort import load_cohort
+from ..io.dicom_write import write_case_dicom
+from ..synth.cohort import make_cohort
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("synth", help="generate a synthetic phantom cohort (MRI + slide + labels)",
@@ -31,7 +37,6 @@ def register(subparsers) -> None:
 def _as_dicom(cohort) -> None:
     """Each case's MRI volumes as DICOM series (the manifest then points at them; the NIfTI
     images it no longer names are removed)."""
-    from ..io.dicom_write import write_case_dicom
 
     for case in cohort.cases:
         nifti = [case.mri_source(key)[0] for key in case.mri]
@@ -41,10 +46,7 @@ def _as_dicom(cohort) -> None:
 
 
 def run(args) -> int:
-    import numpy as np
 
-    from ..io.cohort import load_cohort
-    from ..synth.cohort import make_cohort
 
     start = time.perf_counter()
 

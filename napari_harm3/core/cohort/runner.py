@@ -25,11 +25,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
+import torch
+from distributed import as_completed
+
 from ..errors import Harm3Error, one_line
 from ..io.case import Case
 from ..io.case_checks import validate_case
 from ..io.cohort import case_of_entry, find_cohort_table, read_cohort_table
 from ..progress import ProgressFn, report
+from ..wsi.distributed import make_client
 from .case_row import case_missing_inputs, predict_case_row
 from .fingerprint import inputs_sha256, inputs_stat, row_is_current
 from .model_refs import CohortModels
@@ -69,8 +73,6 @@ def run_case_task(case: Case, models: CohortModels, device: str = "auto", predic
     """One case, as a worker runs it: fingerprint, check the files, predict; never raises."""
     start = time.perf_counter()
     if torch_threads:
-        import torch
-
         torch.set_num_threads(int(torch_threads))
     keys = {}
     try:
@@ -100,18 +102,9 @@ def _serial(cases, models, device, predict):
 
 
 def _distributed(cases, models, device, predict, workers, scheduler, client):
-    import dask
-    from distributed import as_completed
-
-    from ..wsi.distributed import make_client
-
     own = client is None
     if own:
-        # distributed's nanny sets MALLOC_TRIM_THRESHOLD_=65536 in its workers, so glibc unmaps every
-        # freed tensor buffer: the slide encoder ran 3x slower per case (1.6-2.1 s vs 0.55-0.7 s,
-        # same process otherwise). Our tasks are short and per case; keep glibc's default.
-        with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
-            client = make_client(scheduler, workers)
+        client = make_client(scheduler, workers)  # make_client keeps glibc's default malloc trim threshold
     threads = 1 if own and not scheduler else None  # a local cluster: one torch thread per worker process
     futures = {}
     try:

@@ -26,7 +26,16 @@ from ..atomic import atomic_path
 from ..errors import Harm3Error
 from ..io.case import LABEL_FIELDS, CaseLabels
 from .rows import STATUSES, cell_text
-from .validation import CONFIDENCE, N_RESAMPLES, SEED, PcrValidation, SurvivalValidation, validate_pcr, validate_survival
+from .summary_pdf import write_summary_pdf
+from .validation import (
+    CONFIDENCE,
+    N_RESAMPLES,
+    SEED,
+    PcrValidation,
+    SurvivalValidation,
+    validate_pcr,
+    validate_survival,
+)
 
 SUMMARY_FILES = ("summary.csv", "summary_metrics.csv", "summary.pdf")
 CASE_COLUMNS = ("case_id", "status", "reason", "pcr_probability", "pcr_spread", "pcr", "risk", "risk_spread",
@@ -156,7 +165,6 @@ def write_cohort_summary(rows, labels, out_dir, overwrite: bool = False, n_resam
     ``run_cohort(...).rows``); ``labels``: {case_id: CaseLabels} or a loaded ``Cohort``.
     Existing summary files are an error before anything is written, unless ``overwrite``.
     """
-    from .summary_pdf import write_summary_pdf
 
     out_dir = Path(out_dir)
     rows = tuple(rows)

@@ -4,6 +4,7 @@ and returns it."""
 from __future__ import annotations
 
 import numpy as np
+from matplotlib.figure import Figure
 
 from ..survival.plots import plot_km
 from .validation import Calibration, Interval, RocCurve
@@ -11,12 +12,7 @@ from .validation import Calibration, Interval, RocCurve
 
 def _axes(ax):
     if ax is None:
-        import matplotlib
-
-        matplotlib.use("Agg", force=False)
-        import matplotlib.pyplot as plt
-
-        _, ax = plt.subplots(figsize=(5, 4))
+        ax = Figure(figsize=(5, 4)).add_subplot()
     return ax
 
 

@@ -29,6 +29,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from lifelines import KaplanMeierFitter
+from lifelines.statistics import logrank_test
+from lifelines.utils import concordance_index
+from sklearn.calibration import calibration_curve
+from sklearn.metrics import auc, brier_score_loss, roc_auc_score, roc_curve
 
 from ..errors import Harm3Error
 from ..survival.km import KMCurve, RiskGroupKM
@@ -124,8 +129,6 @@ def stratified_resamples(strata, n_resamples: int = N_RESAMPLES, seed: int = SEE
 def validate_pcr(y, p, n_resamples: int = N_RESAMPLES, seed: int = SEED, n_bins: int = CALIBRATION_BINS,
                  confidence: float = CONFIDENCE) -> PcrValidation:
     """AUC and Brier score with stratified-bootstrap intervals, ROC with its band, calibration."""
-    from sklearn.calibration import calibration_curve
-    from sklearn.metrics import auc, brier_score_loss, roc_auc_score, roc_curve
 
     y, p = _as_arrays(y, p)
     y = y.astype(int)
@@ -155,7 +158,6 @@ def validate_pcr(y, p, n_resamples: int = N_RESAMPLES, seed: int = SEED, n_bins:
 
 def harrell_cindex(times, events, risk) -> float:
     """Harrell's C-index of ``risk`` (higher = earlier event) with lifelines; NaN without a comparable pair."""
-    from lifelines.utils import concordance_index
 
     try:
         return float(concordance_index(times, -np.asarray(risk, dtype=float), events))
@@ -164,7 +166,6 @@ def harrell_cindex(times, events, risk) -> float:
 
 
 def _km_curve(label: str, times, events) -> KMCurve:
-    from lifelines import KaplanMeierFitter
 
     kmf = KaplanMeierFitter(label=label).fit(times, events)
     band = kmf.confidence_interval_survival_function_
@@ -175,7 +176,6 @@ def _km_curve(label: str, times, events) -> KMCurve:
 
 def risk_groups(times, events, risk, threshold: float) -> RiskGroupKM:
     """KM of the predicted high-risk (``risk >= threshold``) and low-risk groups, log-rank p."""
-    from lifelines.statistics import logrank_test
 
     times, events, risk = _as_arrays(times, events, risk)
     high = risk >= float(threshold)

@@ -24,7 +24,7 @@ def is_available(transfer_syntax: str) -> bool:
     if transfer_syntax not in DECODER_DEPENDENCIES:
         return False
     try:
-        import imagecodecs
+        import imagecodecs  # lazy: optional dependency, pydicom asks whether it is there
     except ImportError:
         return False
     return bool(getattr(imagecodecs, "JPEG8", None) and imagecodecs.JPEG8.available)
@@ -36,7 +36,7 @@ def decode_frame(src: bytes, runner) -> bytes:
     Signed 12-bit lossy JPEG has no decoder here that was checked against a reference (DCMTK
     writes signed input unsigned with a rescale intercept), so it is refused rather than guessed.
     """
-    import imagecodecs
+    import imagecodecs  # lazy: optional dependency (is_available checked it first)
 
     if runner.samples_per_pixel != 1:
         raise NotImplementedError("the imagecodecs plugin decodes grey-level JPEG Extended only")

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pydicom
+from pydicom.filereader import read_partial
 
 from ..errors import InputFileError
 from .dicom_frames import frames_of, is_multiframe, pick_stack, split_stacks
@@ -51,7 +52,6 @@ _LAST_HEADER_TAG = 0x00280011
 
 def _read_header(path):
     """The DICOM header up to Columns (0028,0011); raises on foreign files."""
-    from pydicom.filereader import read_partial
 
     with open(path, "rb") as handle, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # odd-but-readable headers (VR mismatches) are common

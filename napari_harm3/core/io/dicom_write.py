@@ -28,9 +28,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pydicom
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian
+from pydicom.valuerep import DSfloat
 
 from ..errors import Harm3Error
+from ..mri.case_volumes import read_case_volumes
 from ..vocabulary import SEQUENCES
+from .case import load_case, save_case
 from .mri import _REVERSE_XYZ, Volume
 
 MR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
@@ -61,7 +67,6 @@ def deterministic_uid(*parts) -> str:
 
 
 def _ds(value: float):
-    from pydicom.valuerep import DSfloat
 
     return DSfloat(float(value), auto_format=True)
 
@@ -104,9 +109,6 @@ def write_volume_dicom(volume: Volume, folder, study: DicomStudy, *, series_desc
                        frame_of_reference_uid: str | None = None) -> Path:
     """Write ``volume`` as an MR series into ``folder`` (must not exist or be empty), atomically:
     the slices go to a hidden scratch folder renamed into place. Returns ``folder``."""
-    import pydicom
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian
 
     folder = Path(folder).absolute()
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
@@ -190,8 +192,6 @@ def write_case_dicom(case, folder_name: str = DICOM_DIR, descriptions=None, stud
     (``<key>/IM0001.dcm`` …), repoint the manifest's ``mri`` at those folders (masks and
     transforms stay) and return the re-read case. Volumes keep their own file geometry; the
     manifest's registration transforms still apply to them."""
-    from ..mri.case_volumes import read_case_volumes
-    from .case import load_case, save_case
 
     descriptions = {**SYNTH_SERIES_DESCRIPTIONS, **(descriptions or {})}
     study = study or DicomStudy(study_uid=deterministic_uid(case.case_id, "study"), patient_id=case.case_id,

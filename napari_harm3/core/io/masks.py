@@ -15,10 +15,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
+import nibabel as nib
 import numpy as np
+import pydicom
 
 from ..errors import InputFileError
-from .dicom_series import dicom_file_kind, is_dicom_file, list_dicom_series, one_line, read_series
+from .dicom_series import (
+    dicom_file_kind,
+    is_dicom_file,
+    list_dicom_series,
+    one_line,
+    read_series,
+)
 from .mri import Volume, is_nifti_path, read_nifti
 
 #: a NIfTI holding more distinct values than this is an image, not labels
@@ -109,7 +117,6 @@ def _find_rtstruct_file(path: Path) -> Path:
 
 def read_rtstruct_dataset(path: Path):
     """The RTSTRUCT file's pydicom dataset (contours are parsed lazily)."""
-    import pydicom
 
     try:
         return pydicom.dcmread(str(path))
@@ -324,7 +331,6 @@ def is_mask_path(path) -> bool:
 
 
 def _nifti_header_is_integer(path: Path) -> bool:
-    import nibabel as nib
 
     image = nib.load(str(path))
     slope, inter = image.header.get_slope_inter()

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
+import nibabel as nib
 import numpy as np
 
 from ..atomic import atomic_path
@@ -124,8 +125,6 @@ def lps_affine_to_nifti(affine: np.ndarray) -> np.ndarray:
 
 
 def _load_nifti(path: Path):
-    import nibabel as nib
-
     if not path.is_file():
         raise InputFileError(path, "no such file; check the path")
     try:
@@ -147,8 +146,6 @@ def read_nifti(path) -> Volume:
 
     Scaling (scl_slope/inter) is applied by nibabel; a 4-D file with one volume is squeezed.
     """
-    import nibabel as nib
-
     path = Path(path)
     image = _load_nifti(path)
     shape = image.shape
@@ -195,8 +192,6 @@ def _nifti_stem(path: Path) -> str:
 def write_nifti(volume: Volume, path, overwrite: bool = False) -> Path:
     """Write ``volume`` as NIfTI (.nii or .nii.gz), atomically; :func:`read_nifti` reads it back
     with the same data and affine. Returns the path written."""
-    import nibabel as nib
-
     path = Path(path)
     if not is_nifti_path(path):
         raise InputFileError(path, "output name must end in .nii or .nii.gz")
@@ -277,42 +272,54 @@ def _first_files(folder: Path, limit: int):
 # wrappers import it on first use so neither module needs the other at import time.
 def list_dicom_series(folder, recursive: bool = False):
     """The DICOM series in ``folder``; see :func:`napari_harm3.core.io.dicom_series.list_dicom_series`."""
-    from .dicom_series import list_dicom_series as impl
+    from .dicom_series import (
+        list_dicom_series as impl,  # lazy: import cycle (dicom_series imports Volume from here)
+    )
 
     return impl(folder, recursive=recursive)
 
 
 def read_dicom_series(folder, series_uid: str | None = None) -> Volume:
     """One image series of ``folder``; see :func:`napari_harm3.core.io.dicom_series.read_dicom_series`."""
-    from .dicom_series import read_dicom_series as impl
+    from .dicom_series import (
+        read_dicom_series as impl,  # lazy: import cycle (dicom_series imports Volume from here)
+    )
 
     return impl(folder, series_uid=series_uid)
 
 
 def read_dicom_file_series(path, series_uid: str | None = None) -> Volume:
     """The series that DICOM file ``path`` belongs to; see :mod:`napari_harm3.core.io.dicom_series`."""
-    from .dicom_series import read_dicom_file_series as impl
+    from .dicom_series import (
+        read_dicom_file_series as impl,  # lazy: import cycle (dicom_series imports Volume from here)
+    )
 
     return impl(path, series_uid=series_uid)
 
 
 def is_dicom_file(path) -> bool:
     """True for a file with the DICOM ``DICM`` marker. Never raises."""
-    from .dicom_series import is_dicom_file as impl
+    from .dicom_series import (
+        is_dicom_file as impl,  # lazy: import cycle (dicom_series imports Volume from here)
+    )
 
     return impl(path)
 
 
 def dicom_file_kind(path) -> str | None:
     """``"volume"``, ``"rtstruct"``, ``"slide"``, ``"other"``, or None for non-DICOM. Never raises."""
-    from .dicom_series import dicom_file_kind as impl
+    from .dicom_series import (
+        dicom_file_kind as impl,  # lazy: import cycle (dicom_series imports Volume from here)
+    )
 
     return impl(path)
 
 
 def __getattr__(name):
     if name == "DicomSeriesInfo":
-        from .dicom_series import DicomSeriesInfo
+        from .dicom_series import (
+            DicomSeriesInfo,  # lazy: import cycle (dicom_series imports Volume from here)
+        )
 
         return DicomSeriesInfo
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -23,10 +23,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.ndimage import affine_transform
 
 from ..errors import Harm3Error
 from ..vocabulary import SEQUENCES
-
 
 # world axes are (z, y, x) in LPS: +z superior, +y posterior, +x left
 _ORIENTATION_SIGNS = {"S": (0, +1), "I": (0, -1), "P": (1, +1), "A": (1, -1), "L": (2, +1), "R": (2, -1)}
@@ -152,7 +152,6 @@ def crop_grid(ref_affine, ref_shape, config: MriPrepConfig, mask=None):
 
 def sample_on_grid(data, affine, grid_affine, grid_shape, order: int = 1, cval: float = 0.0):
     """Sample a volume (data, affine) at the world points of another grid (trilinear by default)."""
-    from scipy.ndimage import affine_transform
 
     M = np.linalg.inv(np.asarray(affine, float)) @ np.asarray(grid_affine, float)    # grid index -> data index
     return affine_transform(np.asarray(data, dtype=np.float32), M[:3, :3], offset=M[:3, 3],

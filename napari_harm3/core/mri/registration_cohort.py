@@ -9,18 +9,20 @@ resume on a rerun; a case that fails is reported in its outcome and the others g
 
 from __future__ import annotations
 
+import dataclasses
 import os
+
+from distributed import as_completed
 
 from ..errors import Cancelled
 from ..progress import ProgressFn, report
+from ..wsi.distributed import make_client
 from .registration import RegistrationConfig
 from .registration_case import CaseAlignment, align_case
 
 
 def align_case_task(manifest: str, config: RegistrationConfig, force: bool, threads: int) -> CaseAlignment:
     """The task run on a worker (SimpleITK limited to ``threads`` so workers do not contend)."""
-    import dataclasses
-
     return align_case(manifest, dataclasses.replace(config, threads=config.threads or threads), force)
 
 
@@ -29,10 +31,6 @@ def align_cohort(manifests, config: RegistrationConfig | None = None, force: boo
                  progress: ProgressFn | None = None) -> list:
     """:class:`CaseAlignment` of each manifest (in the order given). ``progress`` is called as
     cases finish; raising ``Cancelled`` from it cancels the cases not yet done."""
-    from distributed import as_completed
-
-    from ..wsi.distributed import make_client
-
     config = config or RegistrationConfig()
     manifests = [str(m) for m in manifests]
     if not manifests:

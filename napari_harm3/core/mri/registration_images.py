@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 import SimpleITK as sitk
+from scipy import ndimage
 
 from ..errors import Harm3Error
 from .transforms import WorldTransform, world_to_itk
@@ -76,7 +77,6 @@ def foreground(image: sitk.Image) -> sitk.Image:
     across contrasts: T1/T2 of STS_001 0.96, T1 against a non-monotone remapping 0.97, phantom
     T1/T2 0.99 (plain Otsu: 0.24, 0.40, 0.99).
     """
-    from scipy import ndimage
 
     spacing = np.array(image.GetSpacing())
     smooth = sitk.GetArrayFromImage(sitk.SmoothingRecursiveGaussian(image, [float(max(s, 2.0)) for s in spacing]))

@@ -40,6 +40,7 @@ from scipy import ndimage
 from scipy.spatial import ConvexHull, QhullError
 
 from ..errors import Harm3Error
+from ..io.masks import LabelVolume
 from ..vocabulary import SEQUENCES, sequence_title
 
 AXIAL_DEFINITION = (
@@ -261,7 +262,6 @@ def propagate_mask(mask, target, label=None, from_sequence: str = "", registrati
     kept where ≥ 0.5 (preserves volume better than nearest neighbour). Returns a LabelVolume with
     label 1 named like the source label, ``metadata["propagated_from"]`` saying from where.
     """
-    from ..io.masks import LabelVolume
 
     value, name = tumour_label(mask, label)
     indicator = (np.asarray(mask.data) == value).astype(np.float32)

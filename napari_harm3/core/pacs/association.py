@@ -18,6 +18,9 @@ import socket
 import ssl
 import time
 
+from pynetdicom import AE, _config, evt
+from pynetdicom.status import code_to_category
+
 from ..errors import Harm3Error
 from .config import PacsConfig
 
@@ -30,7 +33,6 @@ class PacsError(Harm3Error):
 
 def quiet_identifiers(show: bool = False) -> None:
     """Whether pynetdicom may log the identifiers (patient name, ID …) of the messages it handles."""
-    from pynetdicom import _config
 
     _config.LOG_REQUEST_IDENTIFIERS = bool(show)
     _config.LOG_RESPONSE_IDENTIFIERS = bool(show)
@@ -56,7 +58,6 @@ def tls_context(config: PacsConfig, server_side: bool = False) -> ssl.SSLContext
 
 def make_ae(config: PacsConfig):
     """A pynetdicom AE with our AE title and the config's timeouts (no contexts yet)."""
-    from pynetdicom import AE
 
     quiet_identifiers(config.log_identifiers)
     ae = AE(ae_title=config.ae_title)
@@ -82,7 +83,6 @@ def _no_delay(event) -> None:
 
 def connection_handlers():
     """Event handlers every association of ours binds (see :func:`_no_delay`)."""
-    from pynetdicom import evt
 
     return [(evt.EVT_CONN_OPEN, _no_delay)]
 
@@ -164,7 +164,6 @@ def status_text(status) -> str:
     """``0xC000 (Failure: …)``-style text of a DIMSE status dataset (or 'no response')."""
     if status is None or "Status" not in status:
         return "no response (timeout or aborted association)"
-    from pynetdicom.status import code_to_category
 
     code = int(status.Status)
     comment = str(status.get("ErrorComment", "") or "")

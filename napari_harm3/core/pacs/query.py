@@ -8,7 +8,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .association import LOGGER, PacsError, association, hold_reactor, make_ae, status_text
+from pydicom.dataset import Dataset
+from pynetdicom.sop_class import (
+    StudyRootQueryRetrieveInformationModelFind as StudyRootFind,
+)
+
+from .association import (
+    LOGGER,
+    PacsError,
+    association,
+    hold_reactor,
+    make_ae,
+    status_text,
+)
 from .config import PacsConfig
 
 #: SOP classes of non-image objects (no pixels to read as a volume)
@@ -68,7 +80,6 @@ def _text(value) -> str:
 
 
 def _find(config: PacsConfig, query, what: str) -> list:
-    from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind as StudyRootFind
 
     ae = make_ae(config)
     ae.add_requested_context(StudyRootFind)
@@ -89,7 +100,6 @@ def _find(config: PacsConfig, query, what: str) -> list:
 
 
 def _study_query(patient_id: str | None, study_uid: str | None):
-    from pydicom.dataset import Dataset
 
     ds = Dataset()
     ds.QueryRetrieveLevel = "STUDY"
@@ -108,7 +118,6 @@ def _study_query(patient_id: str | None, study_uid: str | None):
 
 def find_series(config: PacsConfig, study_uid: str) -> tuple[SeriesRecord, ...]:
     """The series of one study (C-FIND, SERIES level), by series number."""
-    from pydicom.dataset import Dataset
 
     ds = Dataset()
     ds.QueryRetrieveLevel = "SERIES"

@@ -17,9 +17,46 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydicom.dataset import Dataset
+from pydicom.uid import (
+    JPEG2000,
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    JPEG2000Lossless,
+    JPEGBaseline8Bit,
+    JPEGExtended12Bit,
+    JPEGLosslessSV1,
+    JPEGLSLossless,
+    JPEGLSNearLossless,
+    RLELossless,
+)
+from pynetdicom import (
+    ALL_TRANSFER_SYNTAXES,
+    AllStoragePresentationContexts,
+    StoragePresentationContexts,
+    build_role,
+    evt,
+    sop_class,
+)
+from pynetdicom.sop_class import (
+    StudyRootQueryRetrieveInformationModelGet as StudyRootGet,
+)
+from pynetdicom.sop_class import (
+    StudyRootQueryRetrieveInformationModelMove as StudyRootMove,
+)
+
 from ..progress import ProgressFn, report
-from .association import (LOGGER, PacsError, association, connection_handlers, hold_reactor, make_ae, status_text,
-                          tls_context)
+from .association import (
+    LOGGER,
+    PacsError,
+    association,
+    connection_handlers,
+    hold_reactor,
+    make_ae,
+    status_text,
+    tls_context,
+)
 from .config import PacsConfig
 from .query import find_studies
 
@@ -84,7 +121,6 @@ class _Receiver:
 
 
 def _storage_classes(limit: int) -> list[str]:
-    from pynetdicom import StoragePresentationContexts, sop_class
 
     uids = [getattr(sop_class, name) for name in _FIRST_STORAGE_CLASSES]
     uids += [cx.abstract_syntax for cx in StoragePresentationContexts if cx.abstract_syntax not in uids]
@@ -92,7 +128,6 @@ def _storage_classes(limit: int) -> list[str]:
 
 
 def _study_query(study_uid: str):
-    from pydicom.dataset import Dataset
 
     ds = Dataset()
     ds.QueryRetrieveLevel = "STUDY"
@@ -130,11 +165,6 @@ def _follow(responses, config: PacsConfig, what: str, receiver: _Receiver, progr
 
 
 def _retrieve_get(config: PacsConfig, study_uid: str, receiver: _Receiver, progress) -> None:
-    from pynetdicom import build_role, evt
-    from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelGet as StudyRootGet
-    from pydicom.uid import (DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian,
-                             JPEG2000, JPEG2000Lossless, JPEGBaseline8Bit, JPEGExtended12Bit, JPEGLosslessSV1,
-                             JPEGLSLossless, JPEGLSNearLossless, RLELossless)
 
     syntaxes = [ExplicitVRLittleEndian, ImplicitVRLittleEndian, DeflatedExplicitVRLittleEndian, JPEGLosslessSV1,
                 JPEGBaseline8Bit, JPEGExtended12Bit, JPEG2000Lossless, JPEG2000, JPEGLSLossless,
@@ -154,8 +184,6 @@ def _retrieve_get(config: PacsConfig, study_uid: str, receiver: _Receiver, progr
 
 
 def _retrieve_move(config: PacsConfig, study_uid: str, receiver: _Receiver, progress) -> None:
-    from pynetdicom import ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, evt
-    from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelMove as StudyRootMove
 
     scp = make_ae(config)
     for cx in AllStoragePresentationContexts:

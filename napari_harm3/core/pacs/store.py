@@ -11,11 +11,23 @@ re-encoded). Each object's status comes back in :class:`SendResult`.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import pydicom
+from pydicom.uid import UID
+from pynetdicom.presentation import build_context
+
 from ..progress import ProgressFn, report
-from .association import LOGGER, PacsError, association, hold_reactor, make_ae, status_text
+from .association import (
+    LOGGER,
+    PacsError,
+    association,
+    hold_reactor,
+    make_ae,
+    status_text,
+)
 from .config import PacsConfig
 
 _UNDEFINED = 0xFFFFFFFF
@@ -69,8 +81,6 @@ def _native_pixel_bytes(ds) -> int | None:
 
 def check_dicom_file(path) -> DicomObject:
     """A :class:`DicomObject` for a complete DICOM file, else ValueError(one-line reason)."""
-    import pydicom
-    from pydicom.uid import UID
 
     path = Path(path)
     if path.name.endswith(".partial"):
@@ -133,9 +143,7 @@ def collect_objects(folder) -> tuple[list[DicomObject], list[tuple[Path, str]]]:
 
 def send_objects(config: PacsConfig, objects, progress: ProgressFn | None = None) -> SendResult:
     """C-STORE each checked object to the peer over one association."""
-    import time
 
-    from pynetdicom.presentation import build_context
 
     syntaxes: dict[str, list[str]] = {}
     for obj in objects:

@@ -31,6 +31,8 @@ Modules: ``latent`` (scores, labels), ``mri_phantom``, ``slide_phantom``, ``coho
 (``make_case``, ``make_cohort``: files on disk), ``demo`` (``demo_case``: the cached demo).
 """
 
+from . import cohort
+from .demo import demo_case
 from .latent import PatientLatents, case_seed, draw_cohort_latents, draw_latents
 
 __all__ = ["PatientLatents", "case_seed", "draw_cohort_latents", "draw_latents", "make_case", "make_cohort", "demo_case"]
@@ -38,11 +40,9 @@ __all__ = ["PatientLatents", "case_seed", "draw_cohort_latents", "draw_latents",
 
 def __getattr__(name):  # heavy generators (scipy, cv2, nibabel) load on first use
     if name in ("make_case", "make_cohort"):
-        from . import cohort
 
         return getattr(cohort, name)
     if name == "demo_case":
-        from .demo import demo_case
 
         return demo_case
     raise AttributeError(name)

@@ -25,11 +25,19 @@ import numpy as np
 from ..errors import Harm3Error
 from ..io.case import Case, CaseLabels, load_case, save_case
 from ..io.cohort import write_cohort_table
+from ..io.mri import Volume, write_nifti
+from ..io.tiff_writer import write_pyramidal_tiff
 from ..progress import ProgressFn, report, scaled
 from .latent import PatientLatents, case_seed, draw_latents, seed_streams
 from .motion import random_rigid_motion
 from .mri_phantom import SEQUENCE_KEYS, generate_mri
-from .slide_phantom import BAND_ROWS, BASE_MPP, BASE_OBJECTIVE_POWER, plan_slide, render_band
+from .slide_phantom import (
+    BAND_ROWS,
+    BASE_MPP,
+    BASE_OBJECTIVE_POWER,
+    plan_slide,
+    render_band,
+)
 
 #: bump when the generators change what a seed produces (part of the demo cache key)
 GENERATOR_VERSION = 2  # 2: survival log-hazard weights 1.5 → 2.25
@@ -65,7 +73,6 @@ def session_motion(seed: int, max_degrees: float = MOTION_DEGREES, max_shift_mm:
 
 
 def _write_mri(case_dir: Path, seed: int, latents: PatientLatents, size: str, post_shift_mm, post_motion=None):
-    from ..io.mri import Volume, write_nifti
 
     scans = generate_mri(seed_streams(seed)["mri"], latents.m, size=size, post_shift_mm=post_shift_mm,
                          post_motion=None if post_motion is None else post_motion.matrix)
@@ -94,7 +101,6 @@ def _label_image(case_id: str) -> np.ndarray:
 def write_slide(path: Path, seed: int, latents: PatientLatents, size, case_id: str,
                 progress: ProgressFn | None = None) -> Path:
     """Render the biopsy slide band by band straight into a pyramidal TIFF (20×, 0.5 µm/px)."""
-    from ..io.tiff_writer import write_pyramidal_tiff
 
     plan = plan_slide(seed_streams(seed)["slide"], latents.s, latents.c, latents.f, size)
     band = {"index": -1, "pixels": None}

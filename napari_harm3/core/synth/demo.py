@@ -17,9 +17,11 @@ from pathlib import Path
 
 import yaml
 
+from ... import __version__
 from ..errors import Harm3Error
 from ..progress import ProgressFn
 from ..resources import resource
+from .cohort import GENERATOR_VERSION, make_case
 
 DEMO_PARAMETERS = ("samples", "demo.yaml")
 
@@ -43,15 +45,12 @@ def cache_root() -> Path:
 
 
 def demo_version() -> str:
-    from ... import __version__
-    from .cohort import GENERATOR_VERSION
 
     return f"{__version__}-g{GENERATOR_VERSION}"
 
 
 def demo_case(cache_dir=None, progress: ProgressFn | None = None) -> Path:
     """Path of the demo patient's ``case.yaml``, generating it first if not cached (≈ half a minute)."""
-    from .cohort import make_case
 
     root = Path(cache_dir) if cache_dir is not None else cache_root()
     folder = root / f"demo-{demo_version()}"

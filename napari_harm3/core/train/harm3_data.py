@@ -17,13 +17,19 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
+import torch
 
 from ..errors import Harm3Error
 from ..io.cohort import load_cohort
 from ..mri.case_volumes import CaseVolumes, read_case_volumes
 from ..mri.prep import MriPrepConfig, prepare_mri
 from ..progress import report
-from ..vocabulary import HARM3_SLIDE_MAGNIFICATION, REFERENCE_SEQUENCE, SEQUENCES, ordered_sequences
+from ..vocabulary import (
+    HARM3_SLIDE_MAGNIFICATION,
+    REFERENCE_SEQUENCE,
+    SEQUENCES,
+    ordered_sequences,
+)
 from ..wsi.prepare import prepare_slide_features
 
 #: HARM3-Fusion's slide feature contract (spec §4)
@@ -49,7 +55,6 @@ class Harm3Sample:
 def collate(samples, max_patches: int | None = None, rng: np.random.Generator | None = None, device="cpu"):
     """Stack samples into model inputs; bags longer than ``max_patches`` are subsampled
     (at random with ``rng``, else evenly)."""
-    import torch
 
     B = len(samples)
     mri = torch.from_numpy(np.stack([s.images for s in samples]).astype(np.float32))   # (B, 4, D, H, W)

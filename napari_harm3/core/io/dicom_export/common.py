@@ -13,6 +13,7 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import highdicom
 import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
@@ -194,7 +195,6 @@ def read_source_instance(path) -> SourceSeries:
 
 
 def new_uid() -> str:
-    import highdicom
 
     return str(highdicom.UID())
 

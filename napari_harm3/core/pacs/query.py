@@ -13,14 +13,7 @@ from pynetdicom.sop_class import (
     StudyRootQueryRetrieveInformationModelFind as StudyRootFind,
 )
 
-from .association import (
-    LOGGER,
-    PacsError,
-    association,
-    hold_reactor,
-    make_ae,
-    status_text,
-)
+from .association import LOGGER, PacsError, association, hold_reactor, make_ae, status_text
 from .config import PacsConfig
 
 #: SOP classes of non-image objects (no pixels to read as a volume)

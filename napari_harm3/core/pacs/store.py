@@ -20,14 +20,7 @@ from pydicom.uid import UID
 from pynetdicom.presentation import build_context
 
 from ..progress import ProgressFn, report
-from .association import (
-    LOGGER,
-    PacsError,
-    association,
-    hold_reactor,
-    make_ae,
-    status_text,
-)
+from .association import LOGGER, PacsError, association, hold_reactor, make_ae, status_text
 from .config import PacsConfig
 
 _UNDEFINED = 0xFFFFFFFF

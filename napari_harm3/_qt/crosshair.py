@@ -140,7 +140,7 @@ class Crosshair:
 
     def _make_drag_callback(self, key: str):
         def on_drag(viewer, event):
-            if MODIFIER not in {str(m) for m in getattr(event, "modifiers", ())}:
+            if not any(m == MODIFIER for m in getattr(event, "modifiers", ())):  # vispy Keys equal their names
                 return
             self.move_to(event.position, key)
             yield

@@ -3,7 +3,7 @@
 The letters come from ``core.mri.orientation.plane_letters`` (the panels show world LPS axes, so
 the letters depend on the plane only, whatever the file's own orientation); they are drawn as
 napari canvas text overlays at the middle of each edge, so they stay put while the user pans
-and zooms.
+and zooms. A note at the bottom left says when the panel's volume was resliced.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ EDGES: dict[str, tuple[str, str]] = {
     "right": ("middle_right", "harm3_edge_right"),
 }
 LETTER_COLOUR = "cyan"
+#: the canvas note saying how the panel's volume was placed ("resliced onto T1-pre")
+NOTE_KEY = "harm3_note"
 
 
 def add_edge_overlays(model) -> dict[str, TextOverlay]:
@@ -29,7 +31,16 @@ def add_edge_overlays(model) -> dict[str, TextOverlay]:
         overlay = TextOverlay(text="", position=position, color=LETTER_COLOUR, font_size=13, visible=False)
         model.canvas.overlays[key] = overlay
         out[edge] = overlay
+    model.canvas.overlays[NOTE_KEY] = TextOverlay(text="", position="bottom_left", color="yellow", font_size=10,
+                                                  visible=False)
     return out
+
+
+def show_note(model, text: str) -> None:
+    """Write ``text`` at the canvas's bottom left (hidden when empty)."""
+    overlay = model.canvas.overlays[NOTE_KEY]
+    overlay.text = text
+    overlay.visible = bool(text)
 
 
 def edge_texts(model) -> dict[str, str]:

@@ -26,7 +26,7 @@ from ..core.mri.orientation import PLANE_KEYS, PLANES, SCREEN_ORIENTATION, dims_
 from ..core.mri.reslice import RESLICED, Grid, place_on, place_reference
 from ..core.vocabulary import REFERENCE_SEQUENCE
 from .crosshair import Crosshair
-from .orientation_labels import add_edge_overlays, show_plane_letters
+from .orientation_labels import add_edge_overlays, show_note, show_plane_letters
 
 DEFAULT_PLANE = "axial"
 
@@ -121,7 +121,7 @@ class GridPlanes:
             order = dims_order(self.plane, model.dims.ndim)
             if tuple(model.dims.order) != order:
                 model.dims.order = order
-            model.camera.orientation2d = SCREEN_ORIENTATION[self.plane]
+            model.scene.camera.orientation2d = SCREEN_ORIENTATION[self.plane]
         show_plane_letters(model, self.plane, visible=filled)
         self.crosshair.redraw(panel.key)
 
@@ -163,16 +163,16 @@ class GridPlanes:
             self.reference = Grid(tuple(layer.data.shape), np.asarray(matrix), panel.model.title)
             self.reference_key = key
         onto = (layer.metadata or {}).get("resliced_onto")
-        title = panel.model.title + (f" — resliced onto {onto}" if onto else "")
-        panel.title.setText(f"<b>{title}</b>")
-        panel.model.canvas.overlays.text.text = title
+        note = f"resliced onto {onto}" if onto else ""
+        panel.title.setText(f"<b>{panel.model.title}</b>" + (f" — {note}" if note else ""))
+        show_note(panel.model, note)  # on the canvas too, so screenshots say it
         self._apply(panel)
 
     def clear(self) -> None:
         self.reference, self.reference_key = None, None
         for panel in self._grid.panels.values():
             panel.title.setText(f"<b>{panel.model.title}</b>")
-            panel.model.canvas.overlays.text.text = panel.model.title
+            show_note(panel.model, "")
             show_plane_letters(panel.model, None)
         self.crosshair.show(self.bar.crosshair.isChecked())
 

@@ -11,13 +11,38 @@ import pytest
 from scipy import ndimage
 
 from napari_harm3.core.io.dicom_write import DicomStudy, write_volume_dicom
-from napari_harm3.core.io.mri import Volume, lps_affine_to_nifti, read_nifti, read_volume
+from napari_harm3.core.io.mri import (
+    Volume,
+    lps_affine_to_nifti,
+    read_nifti,
+    read_volume,
+)
 from napari_harm3.core.mri.orientation import (
-    PLANES, acquisition_plane, dims_order, direction_letters, edge_letters, plane_image, plane_letters,
-    plane_of_order)
+    PLANES,
+    acquisition_plane,
+    dims_order,
+    direction_letters,
+    edge_letters,
+    plane_image,
+    plane_letters,
+    plane_of_order,
+)
 from napari_harm3.core.mri.reslice import (
-    AS_IS, FLIPPED, REORIENTED, RESLICED, axis_permutation, place_on, place_reference, reorient, reslice)
-from napari_harm3.core.synth.orientation_phantom import MARKERS, VARIANTS, orientation_phantom
+    AS_IS,
+    FLIPPED,
+    REORIENTED,
+    RESLICED,
+    axis_permutation,
+    place_on,
+    place_reference,
+    reorient,
+    reslice,
+)
+from napari_harm3.core.synth.orientation_phantom import (
+    MARKERS,
+    VARIANTS,
+    orientation_phantom,
+)
 
 #: the markers a plane shows when it passes through the world origin
 IN_PLANE = {"axial": ("L", "A"), "coronal": ("L", "S"), "sagittal": ("A", "S")}

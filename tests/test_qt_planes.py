@@ -11,7 +11,12 @@ import pytest
 from qtpy.QtCore import QPoint, Qt
 from test_orientation_planes import IN_PLANE, OPPOSITE, marker_sides
 
-from napari_harm3.core.mri.orientation import DISPLAYED_AXES, PLANES, dims_order, plane_letters
+from napari_harm3.core.mri.orientation import (
+    DISPLAYED_AXES,
+    PLANES,
+    dims_order,
+    plane_letters,
+)
 from napari_harm3.core.synth.orientation_phantom import MARKERS, orientation_phantom
 
 pytestmark = pytest.mark.gui
@@ -94,7 +99,7 @@ def test_keys_switch_planes_and_shift_click_moves_every_panel(make_grid, qtbot):
     height, width = canvas.height(), canvas.width()
     px, py = width // 2 + 23, height // 2 - 17
     rows, cols = DISPLAYED_AXES["coronal"]
-    zoom, centre = model.camera.zoom, model.camera.center
+    zoom, centre = model.scene.camera.zoom, model.scene.camera.center
     expected = {rows: centre[-3 + rows] - (py - height / 2) / zoom, cols: centre[-3 + cols] + (px - width / 2) / zoom}
     qtbot.mouseMove(canvas, QPoint(px, py))
     qtbot.mouseClick(canvas, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.ShiftModifier, QPoint(px, py))

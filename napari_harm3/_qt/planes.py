@@ -20,9 +20,22 @@ import weakref
 import numpy as np
 from qtpy.QtCore import Qt, Signal
 from qtpy.QtGui import QKeySequence, QShortcut
-from qtpy.QtWidgets import QButtonGroup, QCheckBox, QHBoxLayout, QLabel, QToolButton, QWidget
+from qtpy.QtWidgets import (
+    QButtonGroup,
+    QCheckBox,
+    QHBoxLayout,
+    QLabel,
+    QToolButton,
+    QWidget,
+)
 
-from ..core.mri.orientation import PLANE_KEYS, PLANES, SCREEN_ORIENTATION, dims_order, plane_of_order
+from ..core.mri.orientation import (
+    PLANE_KEYS,
+    PLANES,
+    SCREEN_ORIENTATION,
+    dims_order,
+    plane_of_order,
+)
 from ..core.mri.reslice import RESLICED, Grid, place_on, place_reference
 from ..core.vocabulary import REFERENCE_SEQUENCE
 from .crosshair import Crosshair

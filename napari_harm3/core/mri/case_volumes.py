@@ -29,7 +29,12 @@ from ..errors import InputFileError
 from ..io.masks import read_mask
 from ..io.mri import Volume, read_volume
 from ..progress import ProgressFn, report
-from ..vocabulary import REFERENCE_SEQUENCE, SEQUENCES, ordered_sequences, sequence_title
+from ..vocabulary import (
+    REFERENCE_SEQUENCE,
+    SEQUENCES,
+    ordered_sequences,
+    sequence_title,
+)
 from .reslice import RESLICED, Grid, place_on, place_reference
 from .transforms import WorldTransform, aligned_affine, read_transform
 

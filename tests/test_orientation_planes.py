@@ -185,3 +185,38 @@ def test_dicom_coronal_series_shows_markers_on_their_sides(tmp_path):
     assert placed.how == RESLICED
     for plane in PLANES:
         check_sides(plane_image(placed.data, placed.affine, plane, (0, 0, 0)), plane, plane_letters(plane), 500)
+
+
+def test_a_slight_tilt_stays_on_its_own_voxels_a_larger_one_is_resliced():
+    """Real scans are tilted a little (STS_001: 2°): shown as acquired, like a PACS; a volume
+    turned 10° (a registration, an oblique acquisition) is resliced."""
+    from napari_harm3.core.synth.motion import rotation_matrix
+
+    reference = orientation_phantom("axial")
+    _, grid = place_reference(reference.data, reference.affine, "T1-pre")
+    for degrees, how in ((2.0, AS_IS), (10.0, RESLICED)):
+        tilted = reference.affine.copy()
+        tilted[:3, :3] = rotation_matrix((0.0, 1.0, 0.0), degrees) @ tilted[:3, :3]
+        assert place_on(reference.data, tilted, grid).how == how
+
+
+def test_case_volumes_for_display_reslice_other_planes_onto_the_reference():
+    from napari_harm3.core.io.masks import LabelVolume
+    from napari_harm3.core.mri.case_volumes import CaseVolumes, for_display
+
+    t1, t2 = orientation_phantom("axial"), orientation_phantom("coronal", spacing=(4.0, 2.0, 2.0))
+    mask = LabelVolume(data=(t2.data > 0).astype(np.uint8), affine=t2.affine, name="tumour", source="<test>",
+                       label_names={1: "balls"})
+    read = CaseVolumes(volumes={"t1_pre": t1, "t2_pre": t2}, masks={"t2_pre": mask})
+    shown = for_display(read)
+    assert shown.volumes["t1_pre"].data is t1.data  # the reference as read
+    assert shown.volumes["t2_pre"].shape == t1.shape
+    assert shown.volumes["t2_pre"].metadata["resliced_onto"] == "T1-pre"
+    np.testing.assert_allclose(shown.volumes["t2_pre"].metadata["source_affine"], t2.affine)
+    shown_mask = shown.masks["t2_pre"]
+    assert shown_mask.shape == t1.shape and shown_mask.data.dtype == np.uint8 and shown_mask.label_names == {1: "balls"}
+    assert set(np.unique(shown_mask.data)) == {0, 1}
+    assert read.volumes["t2_pre"] is t2  # what the models read is untouched
+    for plane in PLANES:
+        check_sides(plane_image(shown.volumes["t2_pre"].data, t1.affine, plane, (0, 0, 0)), plane,
+                    plane_letters(plane), 500)

@@ -24,8 +24,9 @@ MODIFIER = "Shift"
 class Crosshair:
     """Crosshair of an :class:`~.mri_grid.MriGrid` (``grid.planes.crosshair``)."""
 
-    def __init__(self, grid):
+    def __init__(self, grid, on_visible=None):
         self._grid_ref = weakref.ref(grid)  # the grid owns this: no cycle through its models
+        self._on_visible = on_visible       # called with the new visibility (the bar's checkbox)
         self.visible = False
         self._layers: dict[str, Vectors] = {}
         self._connections = []
@@ -66,7 +67,10 @@ class Crosshair:
         self.show(True)
 
     def show(self, on: bool = True) -> None:
+        changed = self.visible != bool(on)
         self.visible = bool(on)
+        if changed and self._on_visible is not None:
+            self._on_visible(self.visible)
         for key in self._grid.panels:
             self.redraw(key)
 

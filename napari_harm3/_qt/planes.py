@@ -90,8 +90,8 @@ class GridPlanes:
         self.reference_key: str | None = None
         for panel in grid.panels.values():
             add_edge_overlays(panel.model)
-        self.crosshair = Crosshair(grid)
         self.bar = PlaneBar(grid)
+        self.crosshair = Crosshair(grid, on_visible=self._show_crosshair_state)
         self.bar.show_plane(self.plane)
         self.bar.plane_clicked.connect(self.set_plane)
         self.bar.crosshair_toggled.connect(self.crosshair.show)
@@ -187,7 +187,14 @@ class GridPlanes:
             panel.title.setText(f"<b>{panel.model.title}</b>")
             show_note(panel.model, "")
             show_plane_letters(panel.model, None)
-        self.crosshair.show(self.bar.crosshair.isChecked())
+        self.crosshair.show(self.crosshair.visible)
+
+    def _show_crosshair_state(self, visible: bool) -> None:
+        box = self.bar.crosshair
+        if box.isChecked() != visible:
+            box.blockSignals(True)
+            box.setChecked(visible)
+            box.blockSignals(False)
 
     def disconnect(self) -> None:
         self.crosshair.disconnect()

@@ -6,7 +6,10 @@ rotated registration, an oblique scan) would be cut along the wrong planes. Befo
 each volume is brought onto an axis-aligned grid:
 
 - a grid whose index axes already run along the world axes (any signs, e.g. a NIfTI read from
-  RAS into LPS) is only **flipped** into increasing world order: exact, no interpolation;
+  RAS into LPS) is only **flipped** into increasing world order: exact, no interpolation.
+  "Along" allows :data:`NEAR_AXIS_DEGREES` of tilt: real scans are rarely exactly square to the
+  table (STS_001's T1 and T2 are tilted 2°), and like a PACS we show them on their own voxels;
+  napari then cuts the acquired slices, off the true world plane by at most the tilt;
 - the **reference** volume (T1-pre) in another plane is reoriented exactly (transposed and
   flipped); an oblique reference is resampled onto the axis-aligned box around it, at its own
   voxel sizes;
@@ -26,12 +29,16 @@ from scipy import ndimage
 
 #: relative size of an off-axis affine component still taken as zero (float noise of headers)
 AXIS_TOLERANCE = 1e-4
+#: tilt (degrees) of an index axis off its world axis still shown on the volume's own voxels
+NEAR_AXIS_DEGREES = 3.0
+NEAR_AXIS = float(np.sin(np.radians(NEAR_AXIS_DEGREES)))
 AS_IS, FLIPPED, REORIENTED, RESLICED = "as is", "flipped", "reoriented", "resliced"
 
 
 @dataclass(frozen=True, eq=False)
 class Grid:
-    """An axis-aligned voxel grid: ``shape`` (nz, ny, nx) and a positive-diagonal ``affine``."""
+    """An axis-aligned voxel grid: ``shape`` (nz, ny, nx) and an ``affine`` whose index axis n
+    runs along +world axis n (a positive diagonal, up to :data:`NEAR_AXIS_DEGREES` of tilt)."""
 
     shape: tuple[int, int, int]
     affine: np.ndarray
@@ -39,7 +46,7 @@ class Grid:
 
     @property
     def spacing(self) -> tuple[float, float, float]:
-        return tuple(float(v) for v in np.diag(self.affine)[:3])
+        return tuple(float(v) for v in np.linalg.norm(self.affine[:3, :3], axis=0))
 
 
 @dataclass(frozen=True, eq=False)
@@ -83,10 +90,11 @@ def is_axis_aligned(affine, tolerance: float = AXIS_TOLERANCE) -> bool:
     return found is not None and found[0] == (0, 1, 2) and all(s > 0 for s in found[1])
 
 
-def reorient(data, affine) -> tuple[np.ndarray, np.ndarray]:
-    """``data`` transposed and flipped so its affine is a positive diagonal (exact, no
-    interpolation); ``affine`` must be a signed permutation (:func:`axis_permutation`)."""
-    found = axis_permutation(affine)
+def reorient(data, affine, tolerance: float = NEAR_AXIS) -> tuple[np.ndarray, np.ndarray]:
+    """``data`` transposed and flipped so index axis n runs along +world axis n (exact, no
+    interpolation; the affine's columns are permuted and negated alike, so a small tilt is
+    kept); ``affine`` must be a signed permutation within ``tolerance``."""
+    found = axis_permutation(affine, tolerance)
     if found is None:
         raise ValueError("an oblique grid cannot be reoriented exactly; reslice it")
     axes, signs = found
@@ -99,7 +107,7 @@ def reorient(data, affine) -> tuple[np.ndarray, np.ndarray]:
         moved = np.flip(moved, axis=flip)
     first = np.array([(data.shape[j] - 1) if signs[j] < 0 else 0 for j in range(3)], dtype=float)
     out = np.eye(4)
-    out[:3, :3] = np.diag([abs(affine[world, order[world]]) for world in range(3)])
+    out[:3, :3] = np.stack([affine[:3, old] * signs[old] for old in order], axis=1)
     out[:3, 3] = affine[:3, :3] @ first + affine[:3, 3]
     return np.ascontiguousarray(moved), out
 
@@ -142,11 +150,11 @@ def reslice(data, affine, grid: Grid, order: int = 1, fill: float = 0.0) -> np.n
 def place_reference(data, affine, name: str = "") -> tuple[Placed, Grid]:
     """The reference volume on an axis-aligned grid, and that grid (which the others join)."""
     affine = np.asarray(affine, dtype=float)
-    if is_axis_aligned(affine):
+    if is_axis_aligned(affine, NEAR_AXIS):
         placed = Placed(np.asarray(data), affine, AS_IS)
-    elif axis_permutation(affine) is not None:
+    elif axis_permutation(affine, NEAR_AXIS) is not None:
         moved, moved_affine = reorient(data, affine)
-        found = axis_permutation(affine)
+        found = axis_permutation(affine, NEAR_AXIS)
         placed = Placed(moved, moved_affine, FLIPPED if found[0] == (0, 1, 2) else REORIENTED)
     else:
         grid = bounding_grid(np.shape(data), affine, name)
@@ -157,9 +165,9 @@ def place_reference(data, affine, name: str = "") -> tuple[Placed, Grid]:
 def place_on(data, affine, grid: Grid | None, labels: bool = False) -> Placed:
     """``data`` ready for a view on ``grid`` (the reference's): as is, flipped, or resliced."""
     affine = np.asarray(affine, dtype=float)
-    if is_axis_aligned(affine):
+    if is_axis_aligned(affine, NEAR_AXIS):
         return Placed(np.asarray(data), affine, AS_IS)
-    found = axis_permutation(affine)
+    found = axis_permutation(affine, NEAR_AXIS)
     if found is not None and found[0] == (0, 1, 2):
         moved, moved_affine = reorient(data, affine)
         return Placed(moved, moved_affine, FLIPPED)

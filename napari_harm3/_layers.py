@@ -26,6 +26,7 @@ from napari.utils.colormaps import Colormap
 from ._reader_mri import labels_layer_data, volume_layer_data
 from ._reader_wsi import slide_layer_data
 from .core.explain.colormaps import DEFAULT_OVERLAY_COLORMAP, overlay_colours
+from .core.mri.case_volumes import for_display
 from .core.progress import ProgressFn, report
 from .core.vocabulary import SEQUENCE_TITLES, sequence_title
 
@@ -124,10 +125,11 @@ class CaseLayers:
 
 
 def case_layer_data(opened, progress: ProgressFn | None = None, thumbnail_size: int = 512) -> CaseLayers:
-    """LayerData of an opened case's volumes (in its reference frame), masks and slide."""
+    """LayerData of an opened case's volumes (in its reference frame, on axis-aligned grids: one
+    acquired in another plane or obliquely is resliced onto the reference's), masks and slide."""
     case = opened.case
     out = CaseLayers(case_id=opened.case_id, labels=case.labels.as_dict(), opened=opened)
-    volumes = opened.volumes
+    volumes = for_display(opened.volumes)  # axis-aligned grids napari can slice (reslice.py)
     for seq in volumes.sequences:
         report(progress, 0.0, f"preparing {sequence_title(seq)}")
         meta = {"harm3_sequence": seq, "harm3_registered": volumes.registered(seq)}

@@ -34,7 +34,6 @@ ALLOWED = {
 PENDING = {
     "_qt/app.py",
     "_qt/demo_steps.py",
-    "_qt/mri_grid.py",
     "_qt/pacs_panel.py",
     "_qt/slide_view.py",
     "_reader_case.py",

@@ -11,9 +11,12 @@ from napari_harm3.core.mri.windowing import (
     WINDOW_PRESETS,
     auto_window,
     background_threshold,
+    dicom_windows,
     foreground_values,
     full_range_window,
     soft_tissue_window,
+    window_limits,
+    window_preset_names,
 )
 
 
@@ -79,3 +82,31 @@ def test_real_t1_and_t2_windows(shared_data):
         assert np.mean(body < low) < 0.02 and np.mean(body > high) < 0.02  # ≈ 1 % clipped each side
         assert low >= np.percentile(air, 99)  # the window starts above the air noise, not at 0
         assert 0 <= low < np.median(body) < high <= data.max()
+
+
+def test_dicom_window_presets_join_the_list():
+    metadata = {"window_presets": (
+        {"center": 400.0, "width": 801.0, "explanation": "BRAIN"},
+        {"center": 362.0, "width": 690.0, "explanation": ""},
+        {"center": 10.0, "width": 0.0, "explanation": "broken"},      # width 0: not a window
+    )}
+    own = dicom_windows(metadata)
+    assert list(own) == ["DICOM: BRAIN", "DICOM: C 362 W 690"]
+    assert own["DICOM: BRAIN"] == (pytest.approx(-0.5), pytest.approx(799.5))  # c − 0.5 ∓ (w − 1)/2
+    assert window_preset_names(metadata) == ["auto", "soft tissue", "full range", *own]
+    assert window_preset_names({"format": "NIfTI"}) == list(WINDOW_PRESETS)
+    data = _phantom()
+    assert window_limits("DICOM: BRAIN", data, metadata) == own["DICOM: BRAIN"]
+    assert window_limits("auto", data, metadata) == auto_window(data)
+    with pytest.raises(ValueError, match="unknown window preset 'bone'.*DICOM: BRAIN"):
+        window_limits("bone", data, metadata)
+
+
+def test_real_dicom_window_is_offered(shared_data):
+    from napari_harm3.core.io.mri import read_volume
+
+    volume = read_volume(real_file(shared_data, "mri/sts001_dicom/T2"))
+    names = window_preset_names(volume.metadata)
+    assert "DICOM: C 362 W 690" in names
+    low, high = window_limits("DICOM: C 362 W 690", volume.data, volume.metadata)
+    assert (low, high) == (pytest.approx(362 - 0.5 - 344.5), pytest.approx(362 - 0.5 + 344.5))

@@ -13,6 +13,9 @@ show the same anatomy. Layers go into a panel by name::
 Overlays are plain napari layers in the panel's viewer model; colour, opacity and threshold
 (contrast limits) are napari's own, so a results widget can restyle them later through
 :meth:`MriGrid.layers`.
+
+Planes, edge letters, the crosshair and reslicing of volumes that are not on axis-aligned grids
+live in :mod:`.planes` (``grid.planes``: ``set_plane("coronal")``, keys A / C / S).
 """
 
 from __future__ import annotations
@@ -33,9 +36,11 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from ..core.mri import windowing
 from ..core.vocabulary import SEQUENCES
 from .images import save_png
 from .linking import ViewerLink
+from .planes import GridPlanes
 
 #: panel keys in grid order (row-major) and their titles
 PANELS: tuple[str, ...] = SEQUENCES
@@ -45,22 +50,14 @@ AUTO = "auto"
 SOFT_TISSUE = "soft tissue"
 
 
-def window_limits(preset: str, data) -> tuple[float, float]:
-    """Contrast limits of window ``preset`` (a key of ``core.mri.windowing.WINDOW_PRESETS``)."""
-    from ..core.mri.windowing import WINDOW_PRESETS
-
-    try:
-        rule = WINDOW_PRESETS[preset]
-    except KeyError:
-        raise ValueError(f"unknown window preset {preset!r}; choose one of {', '.join(WINDOW_PRESETS)}") from None
-    lo, hi = rule(data)
-    return float(lo), float(hi)
+def window_limits(preset: str, data, metadata=None) -> tuple[float, float]:
+    """Contrast limits of window ``preset``: a histogram rule of ``core.mri.windowing`` or one
+    of the DICOM's own windows in ``metadata``."""
+    return windowing.window_limits(preset, data, metadata)
 
 
-def preset_names() -> list[str]:
-    from ..core.mri.windowing import WINDOW_PRESETS
-
-    return list(WINDOW_PRESETS)
+def preset_names(metadata=None) -> list[str]:
+    return windowing.window_preset_names(metadata)
 
 
 class MriPanel(QFrame):
@@ -111,6 +108,8 @@ class MriGrid(QWidget):
 
     #: emitted with the panel key after a volume was set
     volume_set = Signal(str)
+    #: emitted with the plane ("axial", "coronal", "sagittal") after the grid switched planes
+    plane_changed = Signal(str)
 
     def __init__(self, parent=None, panels: Sequence[str] = PANELS, titles: dict[str, str] | None = None):
         super().__init__(parent)
@@ -129,6 +128,7 @@ class MriGrid(QWidget):
             grid.setRowStretch(i, 1)
             grid.setColumnStretch(i, 1)
         self.link = ViewerLink([p.model for p in self.panels.values()])
+        self.planes = GridPlanes(self)
         self.setMinimumSize(480, 480)
 
     # -- access -----------------------------------------------------------------------
@@ -156,19 +156,21 @@ class MriGrid(QWidget):
         kwargs.setdefault("units", "mm")
         if affine is not None:
             kwargs["affine"] = np.asarray(affine, dtype=float)
+        data, kwargs = self.planes.place(key, data, kwargs)
         layer = panel.model.add_image(data, name=name or TITLES.get(key, key), **kwargs)
         layer.metadata.setdefault("harm3_panel", key)
         panel.volume_layer = layer
         panel.model.canvas.overlays.scale_bar.visible = True
         panel.preset.blockSignals(True)
         panel.preset.clear()
-        panel.preset.addItems(preset_names())
+        panel.preset.addItems(preset_names(layer.metadata))
         panel.preset.setCurrentText(preset)
         panel.preset.setEnabled(True)
         panel.preset.blockSignals(False)
         if "contrast_limits" not in kwargs:
             self._on_preset(key, preset)
         self._after_content_change(panel)
+        self.planes.volume_shown(key, layer)
         self.volume_set.emit(key)
         return layer
 
@@ -181,10 +183,11 @@ class MriGrid(QWidget):
         """
         panel = self._panel(key)
         if affine is None and panel.volume_layer is not None:
-            affine = panel.volume_layer.affine.affine_matrix
+            affine = panel.volume_layer.metadata.get("source_affine", panel.volume_layer.affine.affine_matrix)
         if affine is not None:
             kwargs["affine"] = np.asarray(affine, dtype=float)
         kwargs.setdefault("units", "mm")
+        data, kwargs = self.planes.place(key, data, kwargs, labels=kind == "labels")
         if kind == "labels":
             layer = panel.model.add_labels(np.asarray(data).astype(np.int32, copy=False), **kwargs)
         elif kind == "image":
@@ -214,14 +217,16 @@ class MriGrid(QWidget):
             panel.preset.clear()
             panel.preset.setEnabled(False)
             panel.preset.blockSignals(False)
+        self.planes.clear()
 
     def set_window(self, key: str, preset: str) -> tuple[float, float]:
         """Apply a window preset to panel ``key``'s volume; returns its contrast limits."""
         panel = self._panel(key)
         if panel.volume_layer is None:
             raise ValueError(f"panel {key!r} has no volume")
-        if preset not in preset_names():
-            raise ValueError(f"unknown window preset {preset!r}; choose one of {', '.join(preset_names())}")
+        names = preset_names(panel.volume_layer.metadata)
+        if preset not in names:
+            raise ValueError(f"unknown window preset {preset!r}; choose one of {', '.join(names)}")
         if panel.preset.currentText() != preset:
             panel.preset.setCurrentText(preset)  # emits currentTextChanged → _on_preset
         else:
@@ -232,7 +237,7 @@ class MriGrid(QWidget):
         layer = self._panel(key).volume_layer
         if layer is None or not name:
             return
-        lo, hi = window_limits(name, layer.data)
+        lo, hi = window_limits(name, layer.data, layer.metadata)
         layer.contrast_limits_range = (min(lo, float(np.min(layer.data))), max(hi, float(np.max(layer.data))))
         layer.contrast_limits = (lo, hi)
         layer.metadata["harm3_window"] = name
@@ -280,6 +285,7 @@ class MriGrid(QWidget):
     def close_viewers(self) -> None:
         """Unlink and close the panel viewers (frees their GL canvases)."""
         self.link.disconnect()
+        self.planes.disconnect()
         for panel in self.panels.values():
             panel.model.layers.clear()
             panel.qt_viewer.close()

@@ -11,6 +11,11 @@ world). No voxel is resampled, so the map is exact, and anything computed on a v
 A tumour mask is read on its own sequence's original grid (an RTSTRUCT's contours are in that
 scan's frame), then moved with the same transform as its sequence. A mask whose sequence has no
 volume is rasterised on the first volume present and moved with that volume's transform.
+
+For display only, :func:`for_display` puts every volume and mask on a grid napari can slice
+(``reslice.py``): a volume acquired in another plane or obliquely — or turned by its
+registration — is resampled onto the reference's grid and says so in its metadata
+(``resliced_onto``). Models, training and validation keep reading the unresampled volumes.
 """
 
 from __future__ import annotations
@@ -24,7 +29,13 @@ from ..errors import InputFileError
 from ..io.masks import read_mask
 from ..io.mri import Volume, read_volume
 from ..progress import ProgressFn, report
-from ..vocabulary import REFERENCE_SEQUENCE, SEQUENCES, ordered_sequences, sequence_title
+from ..vocabulary import (
+    REFERENCE_SEQUENCE,
+    SEQUENCES,
+    ordered_sequences,
+    sequence_title,
+)
+from .reslice import RESLICED, Grid, place_on, place_reference
 from .transforms import WorldTransform, aligned_affine, read_transform
 
 
@@ -99,3 +110,31 @@ def read_case_volumes(case, sequences=SEQUENCES, with_masks: bool = True,
     report(progress, 1.0, "volumes read")
     return CaseVolumes(volumes=volumes, masks=masks, transforms={k: v for k, v in transforms.items() if k in volumes},
                        original_affines={k: np.asarray(v.affine) for k, v in raw.items()})
+
+
+def _placed(volume: Volume, placed, grid_name: str) -> Volume:
+    metadata = dict(volume.metadata or {})
+    metadata["display_placement"] = placed.how
+    if placed.how == RESLICED:
+        metadata["resliced_onto"] = placed.onto or grid_name
+        metadata["source_affine"] = np.asarray(volume.affine, dtype=float)
+    return dataclasses.replace(volume, data=placed.data, affine=placed.affine, metadata=metadata)
+
+
+def for_display(volumes: CaseVolumes) -> CaseVolumes:
+    """The case's volumes and masks on axis-aligned grids for the viewer (see the module
+    docstring); the reference is reoriented exactly (or, when oblique itself, resampled onto the
+    box around it), the others that are not axis-aligned are resliced onto the reference's grid."""
+    reference = volumes.reference
+    if reference is None:
+        return volumes
+    title = sequence_title(reference)
+    placed_ref, grid = place_reference(volumes.volumes[reference].data, volumes.volumes[reference].affine, title)
+    grid = Grid(grid.shape, grid.affine, title)
+    shown = {}
+    for seq, volume in volumes.volumes.items():
+        placed = placed_ref if seq == reference else place_on(volume.data, volume.affine, grid)
+        shown[seq] = _placed(volume, placed, title)
+    masks = {seq: _placed(mask, place_on(mask.data, mask.affine, grid, labels=True), title)
+             for seq, mask in volumes.masks.items()}
+    return dataclasses.replace(volumes, volumes=shown, masks=masks)

@@ -13,6 +13,10 @@ split fat from all other tissue, which would render muscle black.
   stretches muscle / fat / tumour contrast at the cost of saturating the brightest
   (fat, fluid, vessels) and darkest tissue.
 * ``full range``: the finite minimum and maximum.
+* the DICOM's own windows (WindowCenter / WindowWidth, read into the volume's metadata as
+  ``window_presets``), named ``DICOM: <explanation>`` (or ``DICOM: C <centre> W <width>``), in
+  the volume's values, with DICOM's linear VOI edges (PS3.3 C.11.2.1.2):
+  ``centre − 0.5 ∓ (width − 1) / 2``.
 
 Every function returns ``(low, high)`` floats with ``low < high``.
 """
@@ -93,3 +97,42 @@ WINDOW_PRESETS: dict[str, Callable[[np.ndarray], tuple[float, float]]] = {
     "soft tissue": soft_tissue_window,
     "full range": full_range_window,
 }
+
+
+DICOM_PREFIX = "DICOM: "
+
+
+def dicom_windows(metadata) -> dict[str, tuple[float, float]]:
+    """{preset name: (low, high)} of the DICOM's own windows in ``metadata["window_presets"]``
+    (``{"center", "width", "explanation"}`` dicts; none for NIfTI or a DICOM without them)."""
+    out: dict[str, tuple[float, float]] = {}
+    for item in (metadata or {}).get("window_presets", ()) or ():
+        try:
+            centre, width = float(item["center"]), float(item["width"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        if not (np.isfinite(centre) and np.isfinite(width) and width > 0):
+            continue
+        explanation = str(item.get("explanation", "") or "").strip()
+        name = DICOM_PREFIX + (explanation or f"C {centre:g} W {width:g}")
+        if name in out:
+            name = f"{name} (C {centre:g} W {width:g})"
+        half = (width - 1.0) / 2.0
+        out.setdefault(name, _ordered(centre - 0.5 - half, centre - 0.5 + half))
+    return out
+
+
+def window_preset_names(metadata=None) -> list[str]:
+    """The histogram presets, then the volume's own DICOM windows."""
+    return list(WINDOW_PRESETS) + list(dicom_windows(metadata))
+
+
+def window_limits(preset: str, data, metadata=None) -> tuple[float, float]:
+    """(low, high) of window ``preset`` for ``data`` (a histogram rule or one of the DICOM's own)."""
+    if preset in WINDOW_PRESETS:
+        low, high = WINDOW_PRESETS[preset](data)
+        return float(low), float(high)
+    own = dicom_windows(metadata)
+    if preset in own:
+        return own[preset]
+    raise ValueError(f"unknown window preset {preset!r}; choose one of {', '.join(window_preset_names(metadata))}")

@@ -36,6 +36,7 @@ from qtpy.QtWidgets import (
 from ..core.vocabulary import SEQUENCES
 from .images import save_png
 from .linking import ViewerLink
+from .reading_panel import install_reading_aids
 
 #: panel keys in grid order (row-major) and their titles
 PANELS: tuple[str, ...] = SEQUENCES
@@ -83,15 +84,13 @@ class MriPanel(QFrame):
         self.model.canvas.overlays.scale_bar.visible = False  # on once the panel has a volume
         self.qt_viewer = QtViewer(self.model)
 
-        self.title = QLabel(f"<b>{title}</b>")
         self.preset = QComboBox()
         self.preset.setToolTip("Window / level preset of this panel's volume")
         self.preset.setEnabled(False)
         self.preset.currentTextChanged.connect(self._on_preset_text)
         header = QHBoxLayout()
         header.setContentsMargins(4, 2, 4, 2)
-        header.addWidget(self.title)
-        header.addStretch(1)
+        header.addStretch(1)  # the title is drawn on the canvas (one title per panel)
         header.addWidget(QLabel("window:"))
         header.addWidget(self.preset)
 
@@ -129,6 +128,7 @@ class MriGrid(QWidget):
             grid.setRowStretch(i, 1)
             grid.setColumnStretch(i, 1)
         self.link = ViewerLink([p.model for p in self.panels.values()])
+        self.reading = install_reading_aids(self)  # wheel = slice, readout, overlay switches
         self.setMinimumSize(480, 480)
 
     # -- access -----------------------------------------------------------------------
@@ -280,6 +280,8 @@ class MriGrid(QWidget):
     def close_viewers(self) -> None:
         """Unlink and close the panel viewers (frees their GL canvases)."""
         self.link.disconnect()
+        for aid in self.reading.values():
+            aid.disconnect()
         for panel in self.panels.values():
             panel.model.layers.clear()
             panel.qt_viewer.close()

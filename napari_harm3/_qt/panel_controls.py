@@ -111,24 +111,27 @@ class OverlayControls(QWidget):
 
 
 class EmptyPanelNotice(QLabel):
-    """A "not loaded" cover over ``target`` (the panel's QtViewer), resized with it."""
+    """A "not loaded" cover over ``target`` (the panel's QtViewer), following its geometry.
+
+    A child of ``target``'s parent, not of ``target``: a QtViewer is a QSplitter, which would
+    take any child of its own as one more pane."""
 
     def __init__(self, target: QWidget, title: str):
-        super().__init__(f"{title} — not loaded", target)
+        super().__init__(f"{title} — not loaded", target.parentWidget())
         self.setObjectName("harm3_not_loaded")
         self.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.setStyleSheet("background: black; color: #9a9a9a; font-size: 15px;")
-        self.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents, False)
         self._target = target
         target.installEventFilter(self)
-        self.setGeometry(target.rect())
+        self.setGeometry(target.geometry())
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt API)
-        if watched is self._target and event.type() == QEvent.Type.Resize:
-            self.setGeometry(self._target.rect())
+        if watched is self._target and event.type() in (QEvent.Type.Resize, QEvent.Type.Move):
+            self.setGeometry(self._target.geometry())
         return False
 
     def set_loaded(self, loaded: bool) -> None:
         self.setVisible(not loaded)
         if not loaded:
+            self.setGeometry(self._target.geometry())
             self.raise_()

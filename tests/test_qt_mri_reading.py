@@ -184,6 +184,9 @@ def test_grid_reads_like_a_radiology_viewer(make_reading_window, qtbot, reading_
     assert tuple(int(v) for v in match.groups()[:3]) == (i, j, k)
     assert float(match.group(4)) == pytest.approx(float(volume.data[k, j, i]), abs=0.051)
     assert f"z {position[0]:.1f}" in readout.text() and "W " in readout.text()
+    t2_readout = grid.reading["t2_pre"].readout  # the linked panel reads T2 at the same place
+    assert t2_readout.readout.world_zyx == pytest.approx(tuple(position))
+    assert t2_readout.readout.index_kji == nearest_index(grid.panels["t2_pre"].volume_layer, position)
 
     # the mask: its switch and opacity in the T1-pre panel
     mask = next(layer for layer in grid.layers("t1_pre") if layer is not volume)

@@ -3,8 +3,8 @@
 :func:`voxel_under` reads the panel's volume layer at a napari world position (the
 viewer's ``cursor.position``, mm, axes z, y, x in the patient's LPS frame); the voxel is the
 nearest one, as napari draws it. :class:`CursorReadout` is the label under a panel's canvas
-that shows it as the mouse moves, with the label value of the panel's visible masks and the
-volume's current window / level::
+that shows it as the mouse moves over any panel of the grid, with the label value of the
+panel's visible masks and the volume's current window / level::
 
     x −12.3  y 40.1  z 10.0 mm · ijk 34 30 22 · 812.4 · tumour 1      W 900 L 450
 """
@@ -77,25 +77,44 @@ def window_text(layer) -> str:
 
 
 class CursorReadout(QLabel):
-    """The readout line of one panel; follows ``model.cursor.position`` and the volume's window."""
+    """The readout line of one panel: its own volume at the world position under the cursor
+    of any followed panel (linked panels share the position, so T1 and T2 values of one
+    place are read side by side), and the volume's window / level as it changes."""
 
     def __init__(self, model, volume: Callable[[], Optional[object]], parent=None):
         super().__init__(parent)
         self.setObjectName("harm3_cursor_readout")
         self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
         self.setStyleSheet("font-family: monospace; font-size: 11px;")
-        self.setToolTip("Under the cursor: patient position (LPS, mm), voxel (i j k) and intensity; "
-                        "window (W) and level (L) of this panel's volume")
+        self.setToolTip("Under the cursor: patient position (LPS, mm), voxel (i j k) and intensity of this "
+                        "panel's volume, mask labels; window (W) and level (L) of the volume")
         self.model = model
         self.volume = volume
+        self.position: Optional[tuple] = None
         self.readout: Optional[VoxelReadout] = None
         self._watched = None
-        model.cursor.events.position.connect(self.refresh)
+        self._followed: list = []
+        self.follow(model)
         self.refresh()
 
+    def follow(self, model) -> None:
+        """Read the volume wherever ``model``'s cursor is (a linked panel's, or its own)."""
+        if not any(m is model for m in self._followed):
+            model.cursor.events.position.connect(self._on_cursor)
+            self._followed.append(model)
+
     def disconnect_model(self) -> None:
-        self.model.cursor.events.position.disconnect(self.refresh)
+        for model in self._followed:
+            model.cursor.events.position.disconnect(self._on_cursor)
+        self._followed = []
         self._watch(None)
+
+    def _on_cursor(self, event) -> None:
+        self.show_at(event.value)
+
+    def show_at(self, world_position) -> None:
+        self.position = tuple(float(v) for v in world_position)
+        self.refresh()
 
     def _watch(self, layer) -> None:
         if layer is self._watched:
@@ -113,8 +132,8 @@ class CursorReadout(QLabel):
             self.readout = None
             self.setText("")
             return
-        position = self.model.cursor.position
-        if len(position) < 3:
+        position = self.position
+        if position is None or len(position) < 3:
             self.readout = None
             self.setText(window_text(layer))
             return

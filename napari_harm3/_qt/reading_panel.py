@@ -50,9 +50,9 @@ class ReadingAids:
         row.setSpacing(6)
         row.addWidget(self.readout, 1)
         panel.layout().addWidget(self.footer)
-        header = panel.layout().itemAt(0).layout()  # the panel's header row (window preset)
-        if header is not None:
-            header.insertWidget(0, self.overlays)
+        self.header = panel.layout().itemAt(0).layout()  # the panel's header row (window preset)
+        if self.header is not None:
+            self.header.insertWidget(0, self.overlays)
         else:
             row.addWidget(self.overlays)
         self.notice = EmptyPanelNotice(panel.qt_viewer, self.title)
@@ -73,8 +73,16 @@ class ReadingAids:
         text = panel.model.canvas.overlays.text
         text.text = self.title if loaded else f"{self.title} — not loaded"
         self.footer.setVisible(loaded)
+        for widget in self._header_widgets():  # no window preset without a volume
+            widget.setVisible(loaded)
         self.overlays.rebuild()
         self.readout.refresh()
+
+    def _header_widgets(self) -> list:
+        if self.header is None:
+            return []
+        items = (self.header.itemAt(i) for i in range(self.header.count()))
+        return [item.widget() for item in items if item.widget() is not None and item.widget() is not self.overlays]
 
     def disconnect(self) -> None:
         panel = self._panel()
@@ -89,6 +97,9 @@ class ReadingAids:
 def install_reading_aids(grid) -> dict[str, ReadingAids]:
     """Fit every panel of ``grid`` with its reading aids; refreshed when a volume is set."""
     aids = {key: ReadingAids(panel) for key, panel in grid.panels.items()}
+    for aid in aids.values():  # every panel reads its own volume where the mouse is, in any panel
+        for panel in grid.panels.values():
+            aid.readout.follow(panel.model)
     grid_ref = weakref.ref(grid)
 
     def on_volume_set(key: str) -> None:

@@ -55,6 +55,7 @@ class CaseViews(QTabWidget):
         slide_area = main_window.takeCentralWidget()
         views = cls(grid, slide_area, main_window)
         main_window.setCentralWidget(views)
+        views.show()  # now, not at the next event loop turn: the canvases can be drawn at once
         slide_area.show()
         return views
 

@@ -11,8 +11,8 @@ panel's visible masks and the volume's current window / level::
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Optional
 
 import numpy as np
 from napari.layers import Labels
@@ -23,7 +23,7 @@ from qtpy.QtWidgets import QLabel, QSizePolicy
 class VoxelReadout:
     world_zyx: tuple[float, float, float]  # mm, the position asked about
     index_kji: tuple[int, int, int]  # nearest voxel, array order (k, j, i)
-    value: Optional[float]  # intensity, None outside the volume
+    value: float | None  # intensity, None outside the volume
 
     @property
     def inside(self) -> bool:
@@ -36,7 +36,7 @@ def nearest_index(layer, world_position) -> tuple[int, ...]:
     return tuple(int(v) for v in np.round(data))
 
 
-def value_at(layer, index) -> Optional[float]:
+def value_at(layer, index) -> float | None:
     """The layer's array value at ``index``, None outside the array."""
     shape = layer.data.shape
     if len(index) != len(shape) or any(i < 0 or i >= n for i, n in zip(index, shape)):
@@ -57,7 +57,7 @@ def format_number(value: float) -> str:
     return f"{value:.4g}" if abs(value) >= 1000 or abs(value) < 0.01 else f"{value:.1f}"
 
 
-def readout_text(readout: VoxelReadout, masks: tuple[tuple[str, Optional[float]], ...] = ()) -> str:
+def readout_text(readout: VoxelReadout, masks: tuple[tuple[str, float | None], ...] = ()) -> str:
     """One line: LPS x, y, z in mm, the voxel as i j k (column, row, slice) and its value."""
     z, y, x = readout.world_zyx
     k, j, i = readout.index_kji
@@ -81,7 +81,7 @@ class CursorReadout(QLabel):
     of any followed panel (linked panels share the position, so T1 and T2 values of one
     place are read side by side), and the volume's window / level as it changes."""
 
-    def __init__(self, model, volume: Callable[[], Optional[object]], parent=None):
+    def __init__(self, model, volume: Callable[[], object | None], parent=None):
         super().__init__(parent)
         self.setObjectName("harm3_cursor_readout")
         self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
@@ -90,8 +90,8 @@ class CursorReadout(QLabel):
                         "panel's volume, mask labels; window (W) and level (L) of the volume")
         self.model = model
         self.volume = volume
-        self.position: Optional[tuple] = None
-        self.readout: Optional[VoxelReadout] = None
+        self.position: tuple | None = None
+        self.readout: VoxelReadout | None = None
         self._watched = None
         self._followed: list = []
         self.follow(model)

@@ -11,12 +11,12 @@ loaded" on black, and the panel's slice slider is hidden (there is nothing to sl
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from collections.abc import Callable
 
 from qtpy.QtCore import QEvent, QObject, Qt
 from qtpy.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSlider, QWidget
 
-VolumeGetter = Callable[[], Optional[object]]
+VolumeGetter = Callable[[], object | None]
 
 
 class OverlayRow(QWidget):
@@ -125,7 +125,7 @@ class EmptyPanelNotice(QLabel):
         target.installEventFilter(self)
         self.setGeometry(target.geometry())
 
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt API)
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         if watched is self._target and event.type() in (QEvent.Type.Resize, QEvent.Type.Move):
             self.setGeometry(self._target.geometry())
         return False

@@ -43,7 +43,7 @@ class CaseViews(QTabWidget):
         self.currentChanged.connect(self._on_tab)
 
     @classmethod
-    def install(cls, grid: QWidget, anchor: QWidget) -> "CaseViews | None":
+    def install(cls, grid: QWidget, anchor: QWidget) -> CaseViews | None:
         """Put ``grid`` next to the central widget of ``anchor``'s main window; None when
         ``anchor`` is not in a ``QMainWindow``. Done once per window."""
         main_window = anchor.window()

@@ -22,7 +22,7 @@ they use as handled, which keeps vispy's camera from zooming on them as well.
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import numpy as np
 
@@ -33,7 +33,7 @@ WINDOW_LEVEL_PIXELS = 400.0
 #: the narrowest window, as a fraction of the intensity range
 MIN_WINDOW_FRACTION = 1e-3
 
-VolumeGetter = Callable[[], Optional[object]]
+VolumeGetter = Callable[[], object | None]
 
 
 def _is_ctrl(event) -> bool:
@@ -86,7 +86,7 @@ class _WheelProgress:
         return whole
 
 
-def make_wheel_callback(progress: Optional[_WheelProgress] = None):
+def make_wheel_callback(progress: _WheelProgress | None = None):
     """A napari ``mouse_wheel_callbacks`` entry: wheel = slice, Ctrl+wheel = zoom."""
     progress = progress or _WheelProgress()
 

@@ -56,6 +56,8 @@ class ReadingAids:
         else:
             row.addWidget(self.overlays)
         self.notice = EmptyPanelNotice(panel.qt_viewer, self.title)
+        # choosing the preset already shown re-applies it (after a right-drag window / level)
+        panel.preset.activated.connect(self._on_preset_activated)
         events = panel.model.layers.events
         events.inserted.connect(self.refresh)
         events.removed.connect(self.refresh)
@@ -77,6 +79,11 @@ class ReadingAids:
             widget.setVisible(loaded)
         self.overlays.rebuild()
         self.readout.refresh()
+
+    def _on_preset_activated(self, index: int) -> None:
+        panel = self._panel()
+        if panel is not None and panel.volume_layer is not None:
+            panel.preset_chosen.emit(panel.key, panel.preset.itemText(index))
 
     def _header_widgets(self) -> list:
         if self.header is None:

@@ -92,7 +92,12 @@ def write_screenshots(viewer, panel, out_dir, overwrite: bool = True, scale: flo
     save_png(panel.grid.screenshot(scale=scale), written[0], overwrite=overwrite)
     if panel.slide_view.layer is not None:
         written.append(out_dir / "slide_viewer.png")
+        panel.show_slide()  # its tab in front while its canvas is drawn
+        settle(viewer, panel)
         save_png(panel.slide_view.screenshot(), written[-1], overwrite=overwrite)
+        if panel.case_layers is None or panel.case_layers.volumes:
+            panel.show_grid()
+            settle(viewer, panel)
     written.append(out_dir / "window.png")
     save_png(viewer.screenshot(canvas_only=False, flash=False), written[-1], overwrite=overwrite)
     return written

@@ -4,8 +4,8 @@
 (``panel.session``: the open case, its µm/px, the predictions — shared with the Models tab).
 It owns
 
-- the **linked MRI grid** (:class:`~napari_harm3._qt.mri_grid.MriGrid`), docked into the
-  napari window (float it to get its own window);
+- the **linked MRI grid** (:class:`~napari_harm3._qt.mri_grid.MriGrid`) in the napari
+  window's main area, tab "MRI (linked)" (:mod:`.reading_layout`), next to the slide's tab;
 - the **slide viewer**: the napari viewer the panel is docked in shows the slide (µm scale
   bar, minimap dock, µm/px field for slides without mpp) via :class:`SlideView`.
 
@@ -26,10 +26,8 @@ from typing import Optional
 
 from napari.qt.threading import thread_worker
 from napari.utils.notifications import show_error, show_info, show_warning
-from qtpy.QtCore import Qt, Signal
+from qtpy.QtCore import Signal
 from qtpy.QtWidgets import (
-    QDockWidget,
-    QMainWindow,
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
@@ -51,6 +49,7 @@ from ..core.session import CaseSession, open_case_data
 from .._layers import SEQUENCE_TITLES, CaseLayers, case_layer_data
 from .align_box import AlignBox
 from .mri_grid import MriGrid
+from .reading_layout import CaseViews
 from .slide_view import MPP_MISSING_MESSAGE, SlideView
 
 #: file pickers of the "files one by one" form: key → label
@@ -111,6 +110,7 @@ class CasePanel(QTabWidget):
         self.grid = MriGrid()
         self.slide_view = SlideView(napari_viewer)
         self._grid_dock = None
+        self.views: Optional[CaseViews] = None  # the main area's MRI | Slide tabs
         self._minimap_dock = None
         self._build_case_tab()
 
@@ -214,30 +214,28 @@ class CasePanel(QTabWidget):
 
     # -- docks ------------------------------------------------------------------------
     def show_grid(self) -> None:
-        """Dock the MRI grid (and the slide minimap) into the napari window, once."""
+        """Show the MRI grid in the window's main area, the slide one tab away (see
+        :mod:`.reading_layout`; docked where the panel is in no main window); minimap docked."""
         window = getattr(self.viewer, "window", None)
         if window is None:
             return
-        if self._grid_dock is None:
+        if self.views is None:
+            self.views = CaseViews.install(self.grid, self)
+        if self.views is not None:
+            self.views.show_mri()
+        elif self._grid_dock is None:
             self._grid_dock = window.add_dock_widget(self.grid, name="HARM3 MRI (linked)", area="left",
                                                      add_vertical_stretch=False)
-        self._grid_dock.show()
-        self._widen_grid_dock()
+        if self._grid_dock is not None:
+            self._grid_dock.show()
         if self._minimap_dock is None:
             self._minimap_dock = window.add_dock_widget(self.slide_view.minimap, name="HARM3 slide overview",
                                                         area="right", add_vertical_stretch=False)
 
-    def _widen_grid_dock(self) -> None:
-        """Give the docked 2×2 grid about 40 % of the window width (plain Qt API, found from
-        the grid widget itself: plugin widgets only see a public proxy of the napari window)."""
-        dock = self.grid.parentWidget()
-        while dock is not None and not isinstance(dock, QDockWidget):
-            dock = dock.parentWidget()
-        main_window = self.grid.window()
-        if dock is None or dock.isFloating() or not isinstance(main_window, QMainWindow):
-            return
-        width = max(480, int(0.4 * main_window.width()))
-        main_window.resizeDocks([dock], [width], Qt.Orientation.Horizontal)
+    def show_slide(self) -> None:
+        """Bring the slide viewer to the front (its tab of the main area)."""
+        if self.views is not None:
+            self.views.show_slide()
 
     # -- opening ----------------------------------------------------------------------
     def _choose_manifest(self) -> None:
@@ -350,6 +348,8 @@ class CasePanel(QTabWidget):
             for layer_data in masks:
                 self.mask_layers.setdefault(key, []).append(self.grid.add_layer_data(key, layer_data))
         self.show_grid()
+        if not layers.volumes and layers.slide is not None:
+            self.show_slide()
         self.grid.reset_view()
         if layers.slide is not None:
             self.slide_view.show(layers.slide, thumbnail=layers.slide_thumbnail)

@@ -41,6 +41,7 @@ from ..core.vocabulary import SEQUENCES
 from .images import save_png
 from .linking import ViewerLink
 from .planes import GridPlanes
+from .reading_panel import install_reading_aids
 
 #: panel keys in grid order (row-major) and their titles
 PANELS: tuple[str, ...] = SEQUENCES
@@ -80,15 +81,13 @@ class MriPanel(QFrame):
         self.model.canvas.overlays.scale_bar.visible = False  # on once the panel has a volume
         self.qt_viewer = QtViewer(self.model)
 
-        self.title = QLabel(f"<b>{title}</b>")
         self.preset = QComboBox()
         self.preset.setToolTip("Window / level preset of this panel's volume")
         self.preset.setEnabled(False)
         self.preset.currentTextChanged.connect(self._on_preset_text)
         header = QHBoxLayout()
         header.setContentsMargins(4, 2, 4, 2)
-        header.addWidget(self.title)
-        header.addStretch(1)
+        header.addStretch(1)  # the title is drawn on the canvas (one title per panel)
         header.addWidget(QLabel("window:"))
         header.addWidget(self.preset)
 
@@ -129,6 +128,7 @@ class MriGrid(QWidget):
             grid.setColumnStretch(i, 1)
         self.link = ViewerLink([p.model for p in self.panels.values()])
         self.planes = GridPlanes(self)
+        self.reading = install_reading_aids(self)  # wheel = slice, readout, overlay switches
         self.setMinimumSize(480, 480)
 
     # -- access -----------------------------------------------------------------------
@@ -286,6 +286,8 @@ class MriGrid(QWidget):
         """Unlink and close the panel viewers (frees their GL canvases)."""
         self.link.disconnect()
         self.planes.disconnect()
+        for aid in self.reading.values():
+            aid.disconnect()
         for panel in self.panels.values():
             panel.model.layers.clear()
             panel.qt_viewer.close()

@@ -57,13 +57,13 @@ def grey_bright(shot: np.ndarray) -> np.ndarray:
 
 
 def test_three_planes_show_markers_on_their_lettered_sides(make_grid, qtbot):
-    from napari_harm3._qt.orientation_labels import edge_texts
+    from napari_harm3._qt.orientation_labels import NOTE_KEY, edge_texts
 
     grid = make_grid()
     qtbot.waitUntil(lambda: all(grid.qt_viewer(k).canvas.native.isVisible() for k in VARIANT_OF), timeout=5000)
-    assert "resliced onto T1-pre" in grid.panels["t2_pre"].title.text()
-    assert "resliced onto T1-pre" in grid.panels["t2_post"].title.text()
-    assert "resliced" not in grid.panels["t1_post"].title.text()  # only flipped: exact
+    assert "resliced onto T1-pre" in grid.model("t2_pre").canvas.overlays[NOTE_KEY].text
+    assert "resliced onto T1-pre" in grid.model("t2_post").canvas.overlays[NOTE_KEY].text
+    assert "resliced" not in grid.model("t1_post").canvas.overlays[NOTE_KEY].text  # only flipped: exact
     for plane in PLANES:
         grid.planes.set_plane(plane)
         grid.model("t1_pre").dims.point = (0.0, 0.0, 0.0)

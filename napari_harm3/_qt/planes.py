@@ -177,14 +177,12 @@ class GridPlanes:
             self.reference_key = key
         onto = (layer.metadata or {}).get("resliced_onto")
         note = f"resliced onto {onto}" if onto else ""
-        panel.title.setText(f"<b>{panel.model.title}</b>" + (f" — {note}" if note else ""))
-        show_note(panel.model, note)  # on the canvas too, so screenshots say it
+        show_note(panel.model, note)  # on the canvas, under its one title (screenshots say it too)
         self._apply(panel)
 
     def clear(self) -> None:
         self.reference, self.reference_key = None, None
         for panel in self._grid.panels.values():
-            panel.title.setText(f"<b>{panel.model.title}</b>")
             show_note(panel.model, "")
             show_plane_letters(panel.model, None)
         self.crosshair.show(self.crosshair.visible)

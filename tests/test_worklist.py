@@ -26,7 +26,7 @@ def cohort_template(tmp_path_factory):
     from napari_harm3.core.synth.cohort import make_cohort
 
     folder = tmp_path_factory.mktemp("worklist") / "cohort"
-    make_cohort(folder, 4, seed=21)
+    make_cohort(folder, 4, seed=21, slide_size=(1024, 1024))  # a small slide: quick features
     return folder
 
 
@@ -105,6 +105,7 @@ def test_prefetcher_holds_one_case_and_releases_the_dropped_one(cohort):
             released.append(opened.case_id)
         opened.close()
 
+    (cohort / "SYN-0003" / "mri" / "t1_pre.nii.gz").write_bytes(b"not a volume")
     prefetcher = Prefetcher(release=release)
     try:
         first = prefetcher.prefetch("SYN-0001", cohort / "SYN-0001")
@@ -116,7 +117,7 @@ def test_prefetcher_holds_one_case_and_releases_the_dropped_one(cohort):
         opened = prefetcher.take("SYN-0002", timeout=60)
         assert opened.case_id == "SYN-0002" and set(opened.volumes.volumes) and prefetcher.held is None
         opened.close()
-        prefetcher.prefetch("SYN-0003", cohort / "SYN-0003")  # an unreadable manifest: take gives None
+        prefetcher.prefetch("SYN-0003", cohort / "SYN-0003")  # an unreadable volume: take gives None
         assert prefetcher.take("SYN-0003", timeout=60) is None
     finally:
         prefetcher.close()

@@ -36,6 +36,8 @@ INPUTS = SEQUENCES + ("slide", "masks", "transforms")
 PRESENT, ABSENT, MISSING, UNREADABLE, UNKNOWN = "present", "absent", "missing", "unreadable", "unknown"
 #: the reports folder of a cohort, unless told another
 REPORTS_DIR = "reports"
+#: the start of a row's problem line when its last batch did not predict it
+NOT_PREDICTED = "not predicted"
 
 
 def input_title(key: str) -> str:
@@ -218,9 +220,14 @@ class Worklist:
         return row
 
     def set_prediction(self, prediction: CaseRow) -> WorklistRow:
-        """A batch row arrived: it goes to the row of *its own* case id (never by position)."""
+        """A batch row arrived: it goes to the row of *its own* case id (never by position). A case
+        that was not predicted (skipped, failed) shows no numbers and keeps the reason."""
+        row = self.row(prediction.case_id)
+        problems = tuple(p for p in row.problems if not p.startswith(NOT_PREDICTED))
+        if prediction.status not in FINISHED:
+            problems += (f"{NOT_PREDICTED} ({prediction.status}): {prediction.reason}",)
         return self._replace(prediction.case_id, prediction=prediction if prediction.status in FINISHED else None,
-                             report=self.report_files(prediction.case_id))
+                             report=self.report_files(prediction.case_id), problems=problems)
 
     def refresh_report(self, case_id: str) -> WorklistRow:
         return self._replace(case_id, report=self.report_files(case_id))

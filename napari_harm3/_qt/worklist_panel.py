@@ -190,6 +190,8 @@ class WorklistPanel(QWidget):
         self.status.setText(f"{len(worklist)} cases" + (f", {problems} with problems (see their rows)" if problems else ""))
         for note in worklist.notes:
             show_warning(note)
+        if hasattr(self.case_panel, "setCurrentWidget"):
+            self.case_panel.setCurrentWidget(self)  # the table in front
         return True
 
     def set_query(self, query: str) -> None:
@@ -304,15 +306,16 @@ class WorklistPanel(QWidget):
         device = workflow.device_choice() if workflow is not None else self.session.device
         return models, device or "auto"
 
-    def predict(self, case_ids):
-        """Both models on ``case_ids`` in a worker; rows fill the table as they come."""
-        return self._start_batch(case_ids, "predict")
+    def predict(self, case_ids, task=None):
+        """Both models on ``case_ids`` in a worker; rows fill the table as they come. ``task``:
+        another per-case function (case → CaseRow), instead of the models chosen in the Models tab."""
+        return self._start_batch(case_ids, "predict", task)
 
     def export_reports(self, case_ids):
         """Both models and the report of each of ``case_ids`` into the worklist's reports folder."""
         return self._start_batch(case_ids, "report")
 
-    def _start_batch(self, case_ids, kind: str):
+    def _start_batch(self, case_ids, kind: str, task=None):
         if self.worklist is None:
             show_error("open a cohort first")
             return None
@@ -323,9 +326,10 @@ class WorklistPanel(QWidget):
         try:
             if not cases:
                 raise Harm3Error("no case to run: select cases in the worklist (rows whose manifest can be read)")
-            models, device = self._models()
-            task = (predict_task(models, device) if kind == "predict"
-                    else report_task(models, self.worklist.reports_dir, device))
+            if task is None:
+                models, device = self._models()
+                task = (predict_task(models, device) if kind == "predict"
+                        else report_task(models, self.worklist.reports_dir, device))
         except Harm3Error as exc:
             show_error(user_message(exc, "viewer"))
             return None

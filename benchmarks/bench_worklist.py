@@ -131,7 +131,7 @@ def main() -> int:
     results = {}
     for mode in ("prefetch", "noprefetch"):
         proc = subprocess.run([sys.executable, __file__, "--child", mode, "--cohort", str(cohort),
-                               "--switches", str(args.switches)], capture_output=True, text=True,
+                               "--switches", str(args.switches)], capture_output=True, text=True, check=False,
                               env={**os.environ, "PYTHONPATH": str(ROOT)})
         line = next((l for l in proc.stdout.splitlines() if l.startswith("RESULT ")), None)
         if line is None:

@@ -132,7 +132,7 @@ def test_moving_while_a_batch_runs_never_shows_one_case_on_another(make_worklist
     rows = {r.case_id: r for r in finished.args[0]}
     saved = {r.case_id: r for r in read_predictions(worklist.worklist.predictions_path)}
     assert sorted(rows) == sorted(saved) == ["SYN-0001", "SYN-0002", "SYN-0003", "SYN-0004"]
-    for case_id, row in rows.items():
+    for case_id in rows:
         own = latent_row(worklist.worklist.row(case_id).case)
         shown = worklist.worklist.row(case_id)
         assert shown.pcr_probability == own.pcr_probability == saved[case_id].pcr_probability

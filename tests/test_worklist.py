@@ -11,7 +11,14 @@ import pytest
 
 from napari_harm3.core.cohort.model_refs import choose_models
 from napari_harm3.core.cohort.rows import CaseRow, read_predictions, write_predictions
-from napari_harm3.core.cohort.worklist import ABSENT, INPUTS, MISSING, PRESENT, UNREADABLE, open_worklist
+from napari_harm3.core.cohort.worklist import (
+    ABSENT,
+    INPUTS,
+    MISSING,
+    PRESENT,
+    UNREADABLE,
+    open_worklist,
+)
 from napari_harm3.core.cohort.worklist_batch import predict_task, run_worklist_batch
 from napari_harm3.core.cohort.worklist_filters import COLUMNS, neighbour, ordered
 from napari_harm3.core.errors import Harm3Error, user_message
@@ -58,7 +65,7 @@ def test_rows_show_inputs_labels_predictions_and_reports(cohort):
     assert texts["pcr_probability"] == "0.80 ± 0.05" and texts["risk"] == "-3.00 ± 0.10" and texts["report"] == ""
     assert {c.key: c.text(two) for c in COLUMNS}["t2_post"] == "missing"
     # filters and sort
-    ids = lambda rows: [r.case_id for r in rows]  # noqa: E731
+    ids = lambda rows: [r.case_id for r in rows]
     assert ids(ordered(worklist.rows, "missing T2-post")) == ["SYN-0002"]
     assert ids(ordered(worklist.rows, "missing t2_post")) == ["SYN-0002"]
     assert ids(ordered(worklist.rows, "high risk")) == ["SYN-0004"]

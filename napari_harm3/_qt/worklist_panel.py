@@ -18,14 +18,24 @@ open meanwhile. Predictions are kept in the worklist's ``predictions.csv``, repo
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 from napari.qt.threading import thread_worker
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import Qt, Signal
 from qtpy.QtGui import QKeySequence, QShortcut
-from qtpy.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFileDialog, QHBoxLayout, QLabel, QLineEdit,
-                            QProgressBar, QPushButton, QTableView, QVBoxLayout, QWidget)
+from qtpy.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from ..core.cohort.model_refs import choose_models
 from ..core.cohort.worklist import open_worklist
@@ -35,7 +45,7 @@ from ..core.errors import Harm3Error, user_message
 from ..core.progress import CancelToken
 from ..core.session.prefetch import Prefetcher
 from .case_panel import _read_case
-from .worklist_table import CASE_ID_ROLE, WorklistModel, WorklistProxy
+from .worklist_table import CASE_ID_ROLE, WorklistModel, WorklistProxy, WorklistTable
 
 NEXT_KEYS, PREVIOUS_KEYS = "Ctrl+Right", "Ctrl+Left"
 
@@ -72,14 +82,14 @@ class WorklistPanel(QWidget):
         self.case_panel = case_panel
         self.session = case_panel.session
         self.worklist = None
-        self.current: Optional[str] = None
+        self.current: str | None = None
         self.direction = 1
         self.prefetch_enabled = True
         self.prefetcher = Prefetcher(load=_read_case)
         self.worker = None
         self.batch_worker = None
         self._token = None
-        self._batch_token: Optional[CancelToken] = None
+        self._batch_token: CancelToken | None = None
         self._row_signal.connect(self._on_batch_row)
         self._progress_signal.connect(self._on_progress)
         self._build()
@@ -113,7 +123,7 @@ class WorklistPanel(QWidget):
         self.model = WorklistModel(self)
         self.proxy = WorklistProxy(self)
         self.proxy.setSourceModel(self.model)
-        self.table = QTableView()
+        self.table = WorklistTable()
         self.table.setObjectName("harm3_worklist_table")
         self.table.setModel(self.proxy)
         self.table.setSortingEnabled(True)
@@ -123,10 +133,7 @@ class WorklistPanel(QWidget):
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.doubleClicked.connect(self._on_double_click)
         layout.addWidget(self.table, 1)
-        for keys in ("Return", "Enter"):
-            shortcut = QShortcut(QKeySequence(keys), self.table)
-            shortcut.setContext(Qt.ShortcutContext.WidgetShortcut)
-            shortcut.activated.connect(self.open_selected)
+        self.table.enter_pressed.connect(self.open_selected)
 
         row = QHBoxLayout()
         self.previous_button = QPushButton(f"◀ Previous ({PREVIOUS_KEYS})")
@@ -364,7 +371,7 @@ class WorklistPanel(QWidget):
 
     def _on_progress(self, fraction: float, message: str) -> None:
         if self.batch_worker is not None:
-            self.progress.setValue(int(round(100 * fraction)))
+            self.progress.setValue(round(100 * fraction))
             self.status.setText(message)
 
     def _batch_ended(self) -> None:

@@ -3,13 +3,35 @@ and a proxy whose filter and sort are the core's (``core/cohort/worklist_filters
 
 from __future__ import annotations
 
-from qtpy.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyModel, Qt
+from qtpy.QtCore import (
+    QAbstractTableModel,
+    QModelIndex,
+    QSortFilterProxyModel,
+    Qt,
+    Signal,
+)
 from qtpy.QtGui import QBrush, QColor
+from qtpy.QtWidgets import QTableView
 
 from ..core.cohort.worklist_filters import COLUMNS, parse_query, sort_value
 
 CASE_ID_ROLE = Qt.ItemDataRole.UserRole + 1
 _PROBLEM = QBrush(QColor("#e06c50"))
+_NO_PARENT = QModelIndex()
+_ENTER_KEYS = (Qt.Key.Key_Return, Qt.Key.Key_Enter)
+
+
+class WorklistTable(QTableView):
+    """The table; Enter (or Return) emits :attr:`enter_pressed` (opens the selected case)."""
+
+    enter_pressed = Signal()
+
+    def keyPressEvent(self, event) -> None:
+        if event.key() in _ENTER_KEYS and not event.modifiers():
+            self.enter_pressed.emit()
+            event.accept()
+            return
+        super().keyPressEvent(event)
 
 
 class WorklistModel(QAbstractTableModel):
@@ -35,10 +57,10 @@ class WorklistModel(QAbstractTableModel):
             r = self._ids.index(case_id)
             self.dataChanged.emit(self.index(r, 0), self.index(r, len(COLUMNS) - 1))
 
-    def rowCount(self, parent=QModelIndex()) -> int:  # noqa: N802 (Qt API)
+    def rowCount(self, parent=_NO_PARENT) -> int:
         return 0 if parent.isValid() else len(self._ids)
 
-    def columnCount(self, parent=QModelIndex()) -> int:  # noqa: N802
+    def columnCount(self, parent=_NO_PARENT) -> int:
         return 0 if parent.isValid() else len(COLUMNS)
 
     def data(self, index, role=Qt.ItemDataRole.DisplayRole):
@@ -55,7 +77,7 @@ class WorklistModel(QAbstractTableModel):
             return _PROBLEM
         return None
 
-    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):  # noqa: N802
+    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):
         if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
             return COLUMNS[section].title
         return None
@@ -74,10 +96,10 @@ class WorklistProxy(QSortFilterProxyModel):
         self._keep = parse_query(query)
         self.invalidateFilter()
 
-    def filterAcceptsRow(self, source_row, source_parent) -> bool:  # noqa: N802 (Qt API)
+    def filterAcceptsRow(self, source_row, source_parent) -> bool:
         return bool(self._keep(self.sourceModel().row_at(source_row)))
 
-    def lessThan(self, left, right) -> bool:  # noqa: N802
+    def lessThan(self, left, right) -> bool:
         key = COLUMNS[left.column()].key
         descending = self.sortOrder() == Qt.SortOrder.DescendingOrder
         model = self.sourceModel()

@@ -24,7 +24,12 @@ from pathlib import Path
 from ..errors import Harm3Error, InputFileError, one_line
 from ..io.case import Case, CaseLabels, find_manifest, load_case
 from ..io.case_checks import validate_case
-from ..io.cohort import case_of_entry, find_cohort_table, is_cohort_path, read_cohort_table
+from ..io.cohort import (
+    case_of_entry,
+    find_cohort_table,
+    is_cohort_path,
+    read_cohort_table,
+)
 from ..vocabulary import SEQUENCES, sequence_title
 from .reports import PREDICTIONS_FILE, report_names
 from .rows import FINISHED, CaseRow, read_predictions, write_predictions

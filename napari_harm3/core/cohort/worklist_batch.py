@@ -15,8 +15,8 @@ report also writes ``<reports>/<case>.pdf`` and ``.json`` from the session, as
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from ..errors import Harm3Error
 from ..progress import CancelToken, ProgressFn, report

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from ..errors import Harm3Error
 from .worklist import ABSENT, INPUTS, PRESENT, WorklistRow, input_title

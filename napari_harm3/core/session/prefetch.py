@@ -17,8 +17,8 @@ viewer passes its reader, which also makes the layers and the slide thumbnail.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Callable
 
 from ..progress import CancelToken
 from .case_data import open_case_data

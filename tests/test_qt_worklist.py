@@ -88,9 +88,9 @@ def test_enter_next_previous_prefetch_and_an_unreadable_case(make_worklist, qtbo
     row = worklist.worklist.row("SYN-0003")
     assert row.status == "unreadable" and "cannot be opened" in row.problems[-1]
     assert column("status").text(row).startswith("unreadable")
-    with qtbot.waitSignal(worklist.case_shown, timeout=60_000) as shown:  # a case without a slide opens
+    with qtbot.waitSignal(worklist.case_shown, timeout=60_000) as shown:  # its slide is missing: the MRI opens
         worklist.next_case()
-    assert shown.args == ["SYN-0004"] and panel.slide_view.layer is None
+    assert shown.args == ["SYN-0004"] and panel.slide_view.layer is None and "lacks slide" in worklist.status.text()
     assert worklist.next_case() is None  # the end of the order
     # the order is the table's: sorted by case id descending, Next goes down the table from
     # SYN-0004 and skips the case that could not be read
@@ -126,7 +126,7 @@ def test_moving_while_a_batch_runs_never_shows_one_case_on_another(make_worklist
         for step in (worklist.next_case, worklist.next_case, worklist.previous_case):
             with qtbot.waitSignal(worklist.case_shown, timeout=60_000):
                 step()
-    qtbot.waitUntil(lambda: panel.workflow.worker is None and ended, timeout=120_000)
+    qtbot.waitUntil(lambda: panel.workflow.worker is None and bool(ended), timeout=120_000)
     assert ended[0][0] == "SYN-0001" and ended[0][1] in ("discarded", "cancelled")
     assert panel.session.case.case_id == "SYN-0002" and panel.session.prediction("pcr") is None
     rows = {r.case_id: r for r in finished.args[0]}

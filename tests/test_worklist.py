@@ -33,7 +33,7 @@ def cohort_template(tmp_path_factory):
     from napari_harm3.core.synth.cohort import make_cohort
 
     folder = tmp_path_factory.mktemp("worklist") / "cohort"
-    make_cohort(folder, 4, seed=21, slide_size=(1024, 1024))  # a small slide: quick features
+    make_cohort(folder, 4, seed=21)
     return folder
 
 

@@ -111,7 +111,7 @@ class WorklistPanel(QWidget):
         self.presets = QComboBox()
         for title in PRESET_FILTERS:
             self.presets.addItem(title, PRESET_FILTERS[title])
-        self.presets.activated.connect(lambda _i: self.set_query(self.presets.currentData()))
+        self.presets.activated.connect(self._on_preset)
         self.query_edit = QLineEdit()
         self.query_edit.setObjectName("harm3_worklist_filter")
         self.query_edit.setPlaceholderText("filter: missing T2-post, high risk, no report, a case id…")
@@ -154,11 +154,11 @@ class WorklistPanel(QWidget):
 
         row = QHBoxLayout()
         self.predict_selected_button = QPushButton("Predict selected")
-        self.predict_selected_button.clicked.connect(lambda: self.predict(self.selected_ids()))
+        self.predict_selected_button.clicked.connect(self._predict_selected_clicked)
         self.predict_all_button = QPushButton("Predict all")
-        self.predict_all_button.clicked.connect(lambda: self.predict(self.proxy.case_ids()))
+        self.predict_all_button.clicked.connect(self._predict_all_clicked)
         self.export_button = QPushButton("Export reports (selected)")
-        self.export_button.clicked.connect(lambda: self.export_reports(self.selected_ids()))
+        self.export_button.clicked.connect(self._export_clicked)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.clicked.connect(self.cancel_batch)
         for button in (self.predict_selected_button, self.predict_all_button, self.export_button, self.cancel_button):
@@ -200,6 +200,18 @@ class WorklistPanel(QWidget):
         if hasattr(self.case_panel, "setCurrentWidget"):
             self.case_panel.setCurrentWidget(self)  # the table in front
         return True
+
+    def _on_preset(self, _index: int) -> None:
+        self.set_query(self.presets.currentData())
+
+    def _predict_selected_clicked(self) -> None:
+        self.predict(self.selected_ids())
+
+    def _predict_all_clicked(self) -> None:
+        self.predict(self.proxy.case_ids())
+
+    def _export_clicked(self) -> None:
+        self.export_reports(self.selected_ids())
 
     def set_query(self, query: str) -> None:
         self.query_edit.setText(query or "")
@@ -255,7 +267,7 @@ class WorklistPanel(QWidget):
         self._select(case_id)
         token = object()
         self._token = token
-        worker = thread_worker(_take_or_read, ignore_errors=True)(self.prefetcher, case_id, row.case, token)
+        worker = thread_worker(_take_or_read, ignore_errors=True)(self.prefetcher, case_id, row.readable_case(), token)
         worker.returned.connect(self._on_case_read)
         worker.errored.connect(self._on_case_error)
         self.worker = worker
@@ -277,7 +289,9 @@ class WorklistPanel(QWidget):
         self.worker = None
         self.case_panel.show_case(layers)
         del layers  # the session and the viewers hold the case now; the one left behind is released
-        self.status.setText(f"{self.current}{' (prefetched)' if prefetched else ''}")
+        lacks = self.worklist.row(self.current).missing()
+        self.status.setText(f"{self.current}{' (prefetched)' if prefetched else ''}"
+                            + (f"; lacks {', '.join(lacks)}" if lacks else ""))
         self.case_shown.emit(self.current)
         self._prefetch_next()
 
@@ -303,7 +317,7 @@ class WorklistPanel(QWidget):
         if target is None:
             self.prefetcher.discard()
         else:
-            self.prefetcher.prefetch(target, self.worklist.row(target).case)
+            self.prefetcher.prefetch(target, self.worklist.row(target).readable_case())
 
     # -- batches ----------------------------------------------------------------------
     def _models(self):

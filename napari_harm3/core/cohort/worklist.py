@@ -67,6 +67,18 @@ class WorklistRow:
     def openable(self) -> bool:
         return self.case is not None and any(self.inputs.get(k) == PRESENT for k in SEQUENCES + ("slide",))
 
+    def readable_case(self) -> Case | None:
+        """The case without the files found missing or unreadable (the rest opens; the row says
+        what is lacking)."""
+        if self.case is None:
+            return None
+        bad = (MISSING, UNREADABLE)
+        mri = {k: v for k, v in self.case.mri.items() if self.inputs.get(k) not in bad}
+        masks = {k: v for k, v in self.case.masks.items() if k in mri and self.inputs.get("masks") not in bad}
+        transforms = {k: v for k, v in self.case.transforms.items() if k in mri and self.inputs.get("transforms") not in bad}
+        slide = None if self.inputs.get("slide") in bad else self.case.slide
+        return dataclasses.replace(self.case, mri=mri, masks=masks, transforms=transforms, slide=slide)
+
     def missing(self) -> tuple:
         """Inputs the case lacks (not named, not on disk or unreadable; optional masks and
         transforms only when named and not found). A row whose manifest is unreadable lacks none

@@ -20,7 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from napari.qt.threading import thread_worker
-from napari.utils.notifications import show_error, show_info, show_warning
+from napari.utils.notifications import show_error, show_warning
 from qtpy.QtCore import Qt, Signal
 from qtpy.QtGui import QKeySequence, QShortcut
 from qtpy.QtWidgets import (
@@ -31,7 +31,6 @@ from qtpy.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
-    QProgressBar,
     QPushButton,
     QVBoxLayout,
     QWidget,
@@ -39,12 +38,12 @@ from qtpy.QtWidgets import (
 
 from ..core.cohort.model_refs import choose_models
 from ..core.cohort.worklist import open_worklist
-from ..core.cohort.worklist_batch import predict_task, report_task, run_worklist_batch
+from ..core.cohort.worklist_batch import predict_task, report_task
 from ..core.cohort.worklist_filters import PRESET_FILTERS, neighbour
 from ..core.errors import Harm3Error, user_message
-from ..core.progress import CancelToken
 from ..core.session.prefetch import Prefetcher
 from .case_panel import _read_case
+from .worklist_batches import ALL, REPORTS, BatchBox
 from .worklist_table import CASE_ID_ROLE, WorklistModel, WorklistProxy, WorklistTable
 
 NEXT_KEYS, PREVIOUS_KEYS = "Ctrl+Right", "Ctrl+Left"
@@ -73,8 +72,6 @@ class WorklistPanel(QWidget):
     row_updated = Signal(str)
     #: the rows of a batch when it ended (done or cancelled)
     batch_finished = Signal(object)
-    _row_signal = Signal(object)
-    _progress_signal = Signal(float, str)
 
     def __init__(self, case_panel, parent=None):
         super().__init__(parent)
@@ -87,11 +84,7 @@ class WorklistPanel(QWidget):
         self.prefetch_enabled = True
         self.prefetcher = Prefetcher(load=_read_case)
         self.worker = None
-        self.batch_worker = None
         self._token = None
-        self._batch_token: CancelToken | None = None
-        self._row_signal.connect(self._on_batch_row)
-        self._progress_signal.connect(self._on_progress)
         self._build()
 
     # -- layout -----------------------------------------------------------------------
@@ -152,25 +145,14 @@ class WorklistPanel(QWidget):
             shortcut.setContext(Qt.ShortcutContext.WindowShortcut)
             shortcut.activated.connect(slot)
 
-        row = QHBoxLayout()
-        self.predict_selected_button = QPushButton("Predict selected")
-        self.predict_selected_button.clicked.connect(self._predict_selected_clicked)
-        self.predict_all_button = QPushButton("Predict all")
-        self.predict_all_button.clicked.connect(self._predict_all_clicked)
-        self.export_button = QPushButton("Export reports (selected)")
-        self.export_button.clicked.connect(self._export_clicked)
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.clicked.connect(self.cancel_batch)
-        for button in (self.predict_selected_button, self.predict_all_button, self.export_button, self.cancel_button):
-            row.addWidget(button)
-        layout.addLayout(row)
-        self.progress = QProgressBar()
-        self.progress.setRange(0, 100)
+        self.batches = BatchBox()
+        self.batches.requested.connect(self._batch_requested)
+        self.batches.row_done.connect(self._on_batch_row)
+        self.batches.finished.connect(self._on_batch_finished)
+        layout.addWidget(self.batches)
         self.status = QLabel("Open a cohort: its CSV table or a folder of case folders.")
         self.status.setWordWrap(True)
-        layout.addWidget(self.progress)
         layout.addWidget(self.status)
-        self._set_batch_busy(False)
 
     # -- the cohort -------------------------------------------------------------------
     def _choose_cohort(self) -> None:
@@ -327,6 +309,10 @@ class WorklistPanel(QWidget):
         device = workflow.device_choice() if workflow is not None else self.session.device
         return models, device or "auto"
 
+    def _batch_requested(self, kind: str) -> None:
+        ids = self.proxy.case_ids() if kind == ALL else self.selected_ids()
+        (self.export_reports if kind == REPORTS else self.predict)(ids)
+
     def predict(self, case_ids, task=None):
         """Both models on ``case_ids`` in a worker; rows fill the table as they come. ``task``:
         another per-case function (case → CaseRow), instead of the models chosen in the Models tab."""
@@ -340,9 +326,6 @@ class WorklistPanel(QWidget):
         if self.worklist is None:
             show_error("open a cohort first")
             return None
-        if self.batch_worker is not None:
-            show_warning("a batch is already running: wait for it or cancel it")
-            return None
         cases = [self.worklist.row(i).case for i in case_ids if self.worklist.row(i).case is not None]
         try:
             if not cases:
@@ -354,23 +337,10 @@ class WorklistPanel(QWidget):
         except Harm3Error as exc:
             show_error(user_message(exc, "viewer"))
             return None
-        token = CancelToken()
-        emit_row, emit_progress = self._row_signal.emit, self._progress_signal.emit
-        worker = thread_worker(run_worklist_batch, ignore_errors=True)(
-            cases, task, on_row=emit_row, token=token, progress=lambda f, m: emit_progress(f, m))
-        worker.returned.connect(self._on_batch_done)
-        worker.errored.connect(self._on_batch_error)
-        self.batch_worker, self._batch_token = worker, token
-        self._set_batch_busy(True)
-        self.status.setText(f"{'Predicting' if kind == 'predict' else 'Writing reports for'} {len(cases)} cases…")
-        worker.start()
-        return worker
+        return self.batches.start(cases, task, "Predicting" if kind == "predict" else "Writing reports for")
 
     def cancel_batch(self) -> None:
-        """Stop the batch before its next case."""
-        if self._batch_token is not None:
-            self._batch_token.cancel()
-            self.status.setText("Cancelling after the case in flight…")
+        self.batches.cancel()
 
     def _on_batch_row(self, row) -> None:
         if self.worklist is None or row.case_id not in self.worklist:
@@ -383,39 +353,8 @@ class WorklistPanel(QWidget):
             self.status.setText(f"predictions not saved: {user_message(exc, 'viewer')}")
         self.row_updated.emit(row.case_id)
 
-    def _on_progress(self, fraction: float, message: str) -> None:
-        if self.batch_worker is not None:
-            self.progress.setValue(round(100 * fraction))
-            self.status.setText(message)
-
-    def _batch_ended(self) -> None:
-        self.batch_worker, self._batch_token = None, None
-        self._set_batch_busy(False)
-
-    def _on_batch_done(self, rows) -> None:
-        cancelled = self._batch_token is not None and self._batch_token.cancelled
-        self._batch_ended()
-        failed = [r for r in rows if r.status not in ("ok", "partial")]
-        text = f"{len(rows)} cases run" + (" (cancelled)" if cancelled else "") + (f", {len(failed)} not predicted"
-                                                                                 if failed else "")
-        self.status.setText(text)
-        show_info(text)
+    def _on_batch_finished(self, rows, _cancelled: bool) -> None:
         self.batch_finished.emit(rows)
-
-    def _on_batch_error(self, exc: BaseException) -> None:
-        self._batch_ended()
-        message = user_message(exc, "viewer")
-        self.status.setText(f"Batch stopped: {message}")
-        show_error(message)
-        self.batch_finished.emit([])
-
-    def _set_batch_busy(self, busy: bool) -> None:
-        for button in (self.predict_selected_button, self.predict_all_button, self.export_button):
-            button.setEnabled(not busy)
-        self.cancel_button.setEnabled(busy)
-        self.progress.setVisible(busy)
-        if busy:
-            self.progress.setValue(0)
 
     def close(self) -> bool:
         self.cancel_batch()

@@ -35,6 +35,7 @@ from .patch_inspector import PatchInspector
 from .patch_view import PatchGallery, PatchView
 from .results_view import ResultsView
 from .weak import weak_callback
+from .worklist_panel import install_worklist
 
 
 def _execute(run, progress=None):
@@ -380,6 +381,7 @@ def install_workflow(case_panel, zoo=None) -> WorkflowPanel:
     case_panel.workflow = panel
     case_panel.pacs = PacsPanel(open_case=weak_callback(case_panel.open_case))
     case_panel.add_tab(case_panel.pacs, "PACS")
+    install_worklist(case_panel)  # the "Worklist" tab: a cohort's cases, Next / Previous, batches
     return panel
 
 

@@ -46,8 +46,9 @@ def _execute(run, progress=None):
         raise
 
 
-def _export(session, pdf, overwrite: bool, deidentify: bool):
-    return session.export_report(pdf, overwrite=overwrite, deidentify=deidentify, require_results=True)
+def _export(session, pdf, overwrite: bool, deidentify: bool, case_ref):
+    return session.export_report(pdf, overwrite=overwrite, deidentify=deidentify, require_results=True,
+                                 case_ref=case_ref)
 
 
 class WorkflowPanel(QWidget):
@@ -334,7 +335,8 @@ class WorkflowPanel(QWidget):
             show_error(problem)
             self.report_failed.emit(problem)
             return None
-        worker = thread_worker(_export, ignore_errors=True)(self.session, Path(pdf_path), overwrite, deidentify)
+        worker = thread_worker(_export, ignore_errors=True)(self.session, Path(pdf_path), overwrite, deidentify,
+                                                            self.session.ref)
         worker.returned.connect(self._on_report)
         worker.errored.connect(self._on_report_error)
         self.export_button.setEnabled(False)

@@ -1,6 +1,7 @@
 """µm/px in the viewer with the real TCGA slide, which records none: the files-one-by-one form's
 µm/px field, and on a manifest without it the warning, a Predict that says (in the viewer's words)
-where to enter the value, Set µm/px changing the scale bar, and both models running afterwards."""
+where to enter the value, Set µm/px changing the scale bar, and both models running afterwards;
+the survival map over the real tissue, thresholded, hides none of it (screenshots)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,43 @@ pytestmark = [pytest.mark.gui, pytest.mark.slow]
 @pytest.fixture(scope="session")
 def zoo(tmp_path_factory):
     return model_zoo(tmp_path_factory)
+
+
+def shot(panel) -> np.ndarray:
+    return panel.slide_view.screenshot()[..., :3].astype(int)
+
+
+def same(a, b, tol: int = 12) -> np.ndarray:
+    return np.abs(a - b).max(axis=2) <= tol
+
+
+def check_tissue_visible_under_thresholded_map(panel, workflow, threshold: int = 50) -> None:
+    """Screenshots of the slide viewer: where the shown map is below ``threshold`` (or empty) the
+    slide's own colours stay, glass stays white; only the cells at or above it are painted."""
+    controls, slide = workflow.overlay_controls, panel.slide_view.layer
+    final = next(l for l in workflow.overlays.layers["survival"] if l.metadata["harm3_map"] == "final")
+    assert final.visible and not any(l.visible for l in workflow.overlays.layers["survival"] if l is not final)
+    controls.colormap.setCurrentText("viridis")  # its lowest colour is far from the black canvas
+    controls.opacity.setValue(100)
+    final.visible = False
+    slide_only = shot(panel)
+    final.visible, slide.visible = True, False
+    background = shot(panel)[0, 0]
+    painted = {}
+    for value in (0, threshold):
+        controls.threshold.setValue(value)
+        painted[value] = ~same(shot(panel), background[None, None, :], tol=6)
+    slide.visible = True
+    controls.opacity.setValue(55)
+    with_map = shot(panel)  # at ``threshold``, the default opacity
+    white = slide_only.min(axis=2) >= 215
+    tissue = (slide_only.max(axis=2) - slide_only.min(axis=2) > 25) & ~white
+    below = painted[0] & ~painted[threshold] & tissue  # tissue under a value below the threshold
+    glass = ~painted[0] & white & (slide_only.sum(axis=2) > 0)
+    assert below.sum() > 500 and painted[threshold].sum() > 500, (below.sum(), painted[threshold].sum())
+    assert same(with_map, slide_only)[below].mean() > 0.98  # the slide's own colours
+    assert (with_map[glass].min(axis=1) >= 215).mean() > 0.98  # glass stays white
+    assert (~same(with_map, slide_only, tol=30))[painted[threshold] & tissue].mean() > 0.9  # the map shows
 
 
 def viewer_words(message: str) -> None:
@@ -69,6 +107,7 @@ def test_tcga_slide_mpp_from_the_files_form_and_set_mpp(make_workflow, qtbot, sh
     # both models now run on the user's value
     survival = press(qtbot, workflow, "survival")
     assert survival.case_ref == panel.session.ref and all(n > 0 for n in survival.n_patches.values())
+    check_tissue_visible_under_thresholded_map(panel, workflow)
     pcr = press(qtbot, workflow, "pcr")
     assert pcr.slide_mpp == pytest.approx(0.25) and "slide" not in pcr.missing_inputs
     assert "slide scale: 0.25 µm/px (entered by the user)" in workflow.results_view.text.toPlainText()

@@ -2,7 +2,9 @@
 
 ``get_mri_reader`` accepts NIfTI files, DICOM MR/CT/PT files and folders (one image layer per
 series; a study folder whose sub-folders hold series gives all of them, with any RTSTRUCT
-masks drawn on them). ``get_mask_reader`` accepts NIfTI label volumes and RTSTRUCT files or
+masks drawn on them); a NIfTI label volume named as a mask is left to the mask reader. With the
+HARM3 case panel docked, File ▸ Open sends the volumes to its MRI grid (``_mri_routing``).
+``get_mask_reader`` accepts NIfTI label volumes and RTSTRUCT files or
 folders. Both return None for anything else and never raise; the reader functions they
 return raise :class:`~napari_harm3.core.errors.InputFileError` on bad files, which napari
 shows as a notification while the viewer keeps running.
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ._mri_routing import docked_case_panel, route_to_grid
 from .core.errors import InputFileError
 from .core.io.masks import LabelVolume, is_mask_path, looks_like_labels, read_mask, read_rtstruct
 from .core.io.mri import Volume, is_mri_path, is_nifti_path, read_nifti, read_volume
@@ -43,10 +46,12 @@ def get_mri_reader(path):
         if path is None:
             return None
         candidate = Path(path)
+        if is_nifti_path(path) and get_mask_reader(path) is not None:
+            return None  # a label volume named as a mask: the mask reader's
         if is_mri_path(candidate):
-            return read_mri_layers
+            return read_mri
         if candidate.is_dir() and _is_study_folder(candidate):
-            return read_mri_layers
+            return read_mri
     except Exception:
         return None
     return None
@@ -120,6 +125,14 @@ def labels_layer_data(labels: LabelVolume) -> tuple:
 
 
 # ---------------------------------------------------------------- readers
+
+
+def read_mri(path) -> list[tuple]:
+    """npe2 reader: with the HARM3 case panel docked, the volumes go to its linked MRI grid
+    (napari gets "nothing to add"); otherwise they are ordinary image layers."""
+    layers = read_mri_layers(path)
+    panel = docked_case_panel()
+    return layers if panel is None else route_to_grid(panel, layers)
 
 
 def read_mri_layers(path) -> list[tuple]:

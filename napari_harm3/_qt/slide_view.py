@@ -20,8 +20,8 @@ from qtpy.QtGui import QColor, QImage, QPainter, QPen
 from qtpy.QtWidgets import QSizePolicy, QWidget
 
 MPP_MISSING_MESSAGE = (
-    "slide has no microns-per-pixel in its metadata: shown in pixels; "
-    "enter the value in the case panel's 'µm/px' field"
+    "the slide records no microns per pixel: shown in pixels, and the models cannot run on it; "
+    "enter µm/px in the Case tab (e.g. 0.25 for a 40x scan, 0.5 for 20x) and press Set µm/px"
 )
 
 

@@ -27,6 +27,7 @@ from ..core.report.write import report_paths
 from ..core.vocabulary import ANALYSIS_TITLES
 from .case_panel import CasePanel
 from .dicom_export_box import DicomExportBox
+from .mask_legend import install_mask_legend
 from .model_picker import ModelPicker
 from .overlay_controls import OverlayControls
 from .pacs_panel import PacsPanel
@@ -47,8 +48,8 @@ def _execute(run, progress=None):
         raise
 
 
-def _export(session, pdf, overwrite: bool, deidentify: bool):
-    return session.export_report(pdf, overwrite=overwrite, deidentify=deidentify, require_results=True)
+def _export(session, pdf, overwrite: bool, deidentify: bool, case_ref):
+    return session.export_report(pdf, overwrite=overwrite, deidentify=deidentify, require_results=True, case_ref=case_ref)
 
 
 class WorkflowPanel(QWidget):
@@ -335,7 +336,8 @@ class WorkflowPanel(QWidget):
             show_error(problem)
             self.report_failed.emit(problem)
             return None
-        worker = thread_worker(_export, ignore_errors=True)(self.session, Path(pdf_path), overwrite, deidentify)
+        worker = thread_worker(_export, ignore_errors=True)(self.session, Path(pdf_path), overwrite, deidentify,
+                                                            self.session.ref)
         worker.returned.connect(self._on_report)
         worker.errored.connect(self._on_report_error)
         self.export_button.setEnabled(False)
@@ -375,7 +377,8 @@ class WorkflowPanel(QWidget):
 
 def install_workflow(case_panel, zoo=None) -> WorkflowPanel:
     """Add the "Models" tab (and the "PACS" tab) to ``case_panel``; returns the Models tab (also as
-    ``case_panel.workflow``; the PACS tab is ``case_panel.pacs``)."""
+    ``case_panel.workflow``; the PACS tab is ``case_panel.pacs``) and the mask legend to the Case tab."""
+    install_mask_legend(case_panel)
     panel = WorkflowPanel(case_panel.viewer, case_panel, zoo=zoo)
     case_panel.add_tab(panel, "Models")
     case_panel.workflow = panel

@@ -36,7 +36,7 @@ from .wsi_sniff import DICOM_WSI_KIND, describe_file_kind, is_slide_file, is_tif
 __all__ = ["Slide", "open_slide", "is_slide_file"]
 
 #: How to supply a missing microns-per-pixel value (used in messages).
-MPP_HINT = "enter it in the case panel's 'µm/px' field or pass --mpp"
+MPP_HINT = "enter µm/px in the Case tab of the HARM3 case panel"
 
 
 class _AssociatedImages(Mapping):

@@ -53,16 +53,22 @@ def session_report(session, notes=(), progress: ProgressFn | None = None):
 
 def export_report(session, pdf_path, json_path=None, overwrite: bool = False, deidentify: bool = False,
                   salt: str = "", notes=(), require_results: bool = False, with_json: bool = True,
-                  progress: ProgressFn | None = None) -> tuple:
-    """Build and write the session's report: (pdf, json or None). Targets are checked before any work."""
+                  progress: ProgressFn | None = None, case_ref=None) -> tuple:
+    """Build and write the session's report: (pdf, json or None). Targets are checked before any work.
+
+    ``case_ref``: the case the report was asked for (the viewer passes the ref open when Export
+    was pressed, since the report is built in a worker); another case open -> nothing written."""
+    changed = "the case changed while its report was being built; nothing was written"
+    if case_ref is not None and session.ref != case_ref:
+        raise Harm3Error(changed)
     if require_results and not session.predictions:
         raise Harm3Error("no model has run on this case: run pCR or survival first, then export the report")
     pdf, json_file = report_paths(pdf_path, json_path)
     refuse_existing((pdf, json_file if with_json else None), overwrite)
-    ref = session.ref
+    ref = session.ref if case_ref is None else case_ref
     built = session_report(session, notes=notes, progress=scaled(progress, 0.0, 0.7))
-    if session.ref != ref:
-        raise Harm3Error("the case changed while its report was being built; nothing was written")
+    if session.ref != ref or built.case.case_id != ref.case_id:
+        raise Harm3Error(changed)
     if deidentify:
         built = built.deidentified(salt=salt)
     written = write_report_files(built, pdf, json_file, overwrite=overwrite, with_json=with_json,

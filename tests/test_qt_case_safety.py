@@ -1,0 +1,119 @@
+"""A result belongs to its case (issue 15): open case A, press Predict (pCR, survival) or Export,
+open case B while the work runs. B's results box then shows only B's numbers or none, A's
+Grad-CAM maps and slide heatmaps never land on B's layers, and Export writes nothing of A under B.
+
+Case B is shown right after the press (read ahead through the same core + glue functions the
+panel's worker calls), so A's work is certainly still running when B appears: the dangerous
+order, every time, without sleeping. One round goes through the panel's own Open (a worker)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from _workflow_models import cohort, model_zoo
+from napari_harm3._qt.app import preload_torch
+
+preload_torch()  # torch before any OpenGL context (see test_qt_workflow.py)
+
+from test_qt_workflow import click, make_workflow, open_case, press  # noqa: E402,F401 (fixture)
+
+pytestmark = [pytest.mark.gui, pytest.mark.slow]
+
+
+@pytest.fixture(scope="session")
+def zoo(tmp_path_factory):
+    return model_zoo(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def small_cohort(tmp_path_factory):
+    return cohort(tmp_path_factory)
+
+
+def read_ahead(manifest):
+    """The case as the panel's worker reads it (core's open_case_data + the glue's layers)."""
+    from napari_harm3._layers import case_layer_data
+    from napari_harm3.core.session import open_case_data
+
+    return case_layer_data(open_case_data(manifest))
+
+
+def layers_of(viewer, panel) -> list:
+    out = list(viewer.layers)
+    for key in panel.grid.panels:
+        out += list(panel.grid.layers(key))
+    return out
+
+
+def assert_nothing_of(ref, viewer, panel, workflow, export_to):
+    """Nothing computed for ``ref`` is shown, held or exportable now that another case is open."""
+    session = panel.session
+    assert session.ref != ref
+    assert all(p.case_ref == session.ref for p in session.predictions.values())
+    assert not [l.name for l in layers_of(viewer, panel) if l.metadata.get("harm3_case") == ref]
+    text = workflow.results_view.text.toPlainText()
+    assert text.startswith(f"case: {session.ref.case_id}\n") and ref.case_id not in text
+    if not session.predictions:
+        assert "pCR: not run" in text and "survival: not run" in text
+        assert workflow.export_report(export_to) is None  # refused: no results of this case
+        assert not export_to.exists() and not export_to.with_suffix(".json").exists()
+
+
+def run_detached(qtbot, workflow, analysis, show_other):
+    """Press ``analysis``, call ``show_other()`` at once; returns how A's run ended."""
+    with qtbot.waitSignal(workflow.run_failed, timeout=300_000) as ended:
+        click(qtbot, workflow.buttons[analysis])
+        show_other()
+    assert ended.args[0] == analysis and ended.args[1] in ("cancelled", "discarded"), ended.args
+    return ended.args[1]
+
+
+def test_results_overlays_and_reports_stay_with_their_case(make_workflow, qtbot, small_cohort, tmp_path):
+    a, b = small_cohort / "SYN-0003" / "case.yaml", small_cohort / "SYN-0004" / "case.yaml"
+    viewer, panel, workflow = make_workflow()
+    open_case(qtbot, panel, a)
+
+    # pCR on A, B opened while it runs: no Grad-CAM of A in B's panels
+    ref_a = panel.session.ref
+    ahead = read_ahead(b)
+    run_detached(qtbot, workflow, "pcr", lambda: panel.show_case(ahead))
+    assert panel.session.ref == ahead.opened.ref and not panel.session.predictions
+    assert not workflow.overlays.layers["pcr"]
+    assert_nothing_of(ref_a, viewer, panel, workflow, tmp_path / "B-after-pcr.pdf")
+
+    # survival on B, A opened through the panel's Open (a worker) while it runs
+    ref_b = panel.session.ref
+    with qtbot.waitSignal(panel.case_loaded, timeout=300_000):
+        click(qtbot, workflow.buttons["survival"])
+        panel.open_case(a)
+    qtbot.waitUntil(lambda: not panel.session.running, timeout=300_000)  # B's run ended (either way)
+    assert panel.session.case.case_id == "SYN-0003"
+    assert not workflow.overlays.layers["survival"]
+    assert_nothing_of(ref_b, viewer, panel, workflow, tmp_path / "A-after-survival.pdf")
+
+    # survival on A, B shown while it runs: no heatmap of A on B's slide
+    ref_a = panel.session.ref
+    ahead = read_ahead(b)
+    run_detached(qtbot, workflow, "survival", lambda: panel.show_case(ahead))
+    assert_nothing_of(ref_a, viewer, panel, workflow, tmp_path / "B-after-survival.pdf")
+
+    # B's own pCR: B's numbers and maps; then Export of B interrupted by opening A: B's report or nothing
+    pcr_b = press(qtbot, workflow, "pcr")
+    ref_b = panel.session.ref
+    assert pcr_b.case_ref == ref_b
+    cams = [l for l in workflow.overlays.layers["pcr"] if l.metadata.get("harm3_kind") == "gradcam"]
+    assert cams and all(l.metadata["harm3_case"] == ref_b for l in cams)
+    assert f"p(pCR) = {pcr_b.probability:.3f}" in workflow.results_view.text.toPlainText()
+    out = tmp_path / "B report.pdf"
+    ahead = read_ahead(a)
+    assert workflow.export_report(out) is not None
+    panel.show_case(ahead)
+    qtbot.waitUntil(lambda: workflow.export_button.isEnabled(), timeout=300_000)
+    if out.with_suffix(".json").exists():  # finished before the switch: all of it B's
+        data = json.loads(out.with_suffix(".json").read_text())
+        assert data["case"]["case_id"] == "SYN-0004" and data["pcr"]["probability"] == pytest.approx(pcr_b.probability)
+    else:
+        assert not out.exists() and workflow.status.text().startswith("Report not written")
+    assert_nothing_of(ref_b, viewer, panel, workflow, tmp_path / "A-after-export.pdf")

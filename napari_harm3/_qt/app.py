@@ -13,6 +13,7 @@ from typing import Callable, Optional
 
 from ..core.errors import Harm3Error
 from .case_panel import CasePanel
+from .startup_gc import freeze_startup_objects
 from .workflow_panel import install_workflow
 
 #: hooks run after the case is shown, in order: ``hook(viewer, panel, out_dir) -> list[Path]``.
@@ -32,6 +33,7 @@ def open_case_window(source=None, files: Optional[dict] = None, mpp: Optional[fl
     import napari
     from qtpy.QtWidgets import QApplication
 
+    freeze_startup_objects()  # napari's gc.collect() per removed layer: seconds without it
     viewer = napari.Viewer(title=title, show=show)
     viewer.window.resize(*WINDOW_SIZE)
     panel = CasePanel(viewer)

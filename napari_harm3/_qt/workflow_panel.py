@@ -34,20 +34,8 @@ from .overlay_layers import OverlayLayers
 from .patch_inspector import PatchInspector
 from .patch_view import PatchGallery, PatchView
 from .results_view import ResultsView
+from .run_worker import ThrottledProgress, execute_run, write_report
 from .weak import weak_callback
-
-
-def _execute(run, progress=None):
-    """Worker body: (run, prediction); an exception carries its run."""
-    try:
-        return run, run.execute(progress)
-    except BaseException as exc:
-        exc.harm3_run = run
-        raise
-
-
-def _export(session, pdf, overwrite: bool, deidentify: bool):
-    return session.export_report(pdf, overwrite=overwrite, deidentify=deidentify, require_results=True)
 
 
 class WorkflowPanel(QWidget):
@@ -74,6 +62,8 @@ class WorkflowPanel(QWidget):
         self.last_error: Optional[BaseException] = None
         self._run = None
         self._pbar = None
+        self._gallery_ready = None
+        self._pbar_desc = None
         self._progress_signal.connect(self._on_progress)
         self._build(zoo)
         self.overlays = OverlayLayers(napari_viewer, case_panel.grid, self.session, self.overlay_controls.values)
@@ -191,7 +181,7 @@ class WorkflowPanel(QWidget):
             show_error(user_message(exc, "viewer"))
             return None
         emit = self._progress_signal.emit  # from the worker thread, delivered in the GUI thread
-        worker = thread_worker(_execute, ignore_errors=True)(run, progress=lambda f, m: emit(f, m))
+        worker = thread_worker(execute_run, ignore_errors=True)(run, progress=ThrottledProgress(lambda f, m: emit(f, m)))
         worker.returned.connect(self._on_returned)  # bound methods: Qt keeps no strong reference
         worker.errored.connect(self._on_errored)
         self.worker, self._run, self.last_error = worker, run, None
@@ -224,7 +214,9 @@ class WorkflowPanel(QWidget):
         pbar = self._pbar  # napari's bar may process events (and end the run) while it updates
         if value > pbar.n:
             pbar.update(value - pbar.n)
-        pbar.set_description(message[:60])
+        if self._pbar_desc != message[:60]:  # napari's bar runs processEvents per change
+            self._pbar_desc = message[:60]
+            pbar.set_description(message[:60])
 
     def _detach(self, run) -> bool:
         """Forget ``run`` as the tab's current one; True when it was."""
@@ -238,9 +230,12 @@ class WorkflowPanel(QWidget):
         return True
 
     def _on_returned(self, result) -> None:
-        run, prediction = result
-        self._detach(run)
-        self.session.accept(run, prediction)  # refused when the case changed meanwhile
+        self._detach(result.run)
+        self._gallery_ready = result.gallery  # read in the worker: _on_prediction shows it
+        try:  # refused when the case changed meanwhile
+            self.session.accept(result.run, result.prediction, result.heatmaps)
+        finally:
+            self._gallery_ready = None
 
     def _on_errored(self, exc: BaseException) -> None:
         run = getattr(exc, "harm3_run", None)
@@ -279,7 +274,7 @@ class WorkflowPanel(QWidget):
         else:
             self.overlays.show(analysis, slide)
         if analysis == "survival":
-            self.patches.fill_gallery(prediction is not None)
+            self.patches.fill_gallery(prediction is not None, tiles=self._gallery_ready)
         self.refresh_results()
 
     def refresh_results(self) -> str:
@@ -334,7 +329,7 @@ class WorkflowPanel(QWidget):
             show_error(problem)
             self.report_failed.emit(problem)
             return None
-        worker = thread_worker(_export, ignore_errors=True)(self.session, Path(pdf_path), overwrite, deidentify)
+        worker = thread_worker(write_report, ignore_errors=True)(self.session, Path(pdf_path), overwrite, deidentify)
         worker.returned.connect(self._on_report)
         worker.errored.connect(self._on_report_error)
         self.export_button.setEnabled(False)

@@ -33,7 +33,6 @@ def open_case_window(source=None, files: Optional[dict] = None, mpp: Optional[fl
     import napari
     from qtpy.QtWidgets import QApplication
 
-    freeze_startup_objects()  # napari's gc.collect() per removed layer: seconds without it
     viewer = napari.Viewer(title=title, show=show)
     viewer.window.resize(*WINDOW_SIZE)
     panel = CasePanel(viewer)
@@ -41,6 +40,9 @@ def open_case_window(source=None, files: Optional[dict] = None, mpp: Optional[fl
     viewer.window.add_dock_widget(panel, name="HARM3 case", area="right")
     QApplication.processEvents()  # lay out the window before the grid dock takes its share
     panel.show_grid()
+    # the imports and the window live as long as the process: out of napari's gc.collect() per
+    # removed layer (seconds each otherwise); before any case is open, so no case data is frozen
+    freeze_startup_objects()
     if mpp is not None:
         panel.case_loaded.connect(_apply_mpp_once(panel, mpp))
     if source is not None:

@@ -2,7 +2,7 @@
 
 ``install_workflow(case_panel)`` adds a :class:`WorkflowPanel` as the case panel's "Models" tab.
 A button press asks the session for a run (``session.start_run``), executes it in a napari
-``thread_worker`` with progress (the tab's bar and napari's activity dock) and *Cancel*, and hands
+``thread_worker`` with progress (the tab's bar and status line) and *Cancel*, and hands
 the result back to the session (``session.accept``), which keeps it only if the case it was
 computed for is still open. Everything shown — results text, Grad-CAM in the MRI panels, slide
 heatmaps, the patch gallery, the exported report — is read from the session when it says a
@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Optional
 
 from napari.qt.threading import thread_worker
-from napari.utils import progress as napari_progress
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import Signal
 from qtpy.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
@@ -61,9 +60,7 @@ class WorkflowPanel(QWidget):
         self.worker = None
         self.last_error: Optional[BaseException] = None
         self._run = None
-        self._pbar = None
         self._gallery_ready = None
-        self._pbar_desc = None
         self._progress_signal.connect(self._on_progress)
         self._build(zoo)
         self.overlays = OverlayLayers(napari_viewer, case_panel.grid, self.session, self.overlay_controls.values)
@@ -185,7 +182,6 @@ class WorkflowPanel(QWidget):
         worker.returned.connect(self._on_returned)  # bound methods: Qt keeps no strong reference
         worker.errored.connect(self._on_errored)
         self.worker, self._run, self.last_error = worker, run, None
-        self._pbar = napari_progress(total=100, desc=f"{ANALYSIS_TITLES[analysis]} ({run.case_ref})")
         self._set_busy(True)
         self.status.setText(f"{ANALYSIS_TITLES[analysis]} on {run.case_ref}: starting…")
         worker.start()
@@ -206,26 +202,18 @@ class WorkflowPanel(QWidget):
             self.progress.setValue(0)
 
     def _on_progress(self, fraction: float, message: str) -> None:
-        if self.worker is None or self._pbar is None:  # a report queued before the run ended
+        # no napari progress bar (activity dock) as well: it runs processEvents per update and its
+        # animated "in progress" GIF repaints the whole window, ~15 times a second for the whole run
+        if self.worker is None:  # a report queued before the run ended
             return
-        value = int(round(100 * fraction))
-        self.progress.setValue(value)
+        self.progress.setValue(int(round(100 * fraction)))
         self.status.setText(message)
-        pbar = self._pbar  # napari's bar may process events (and end the run) while it updates
-        if value > pbar.n:
-            pbar.update(value - pbar.n)
-        if self._pbar_desc != message[:60]:  # napari's bar runs processEvents per change
-            self._pbar_desc = message[:60]
-            pbar.set_description(message[:60])
 
     def _detach(self, run) -> bool:
         """Forget ``run`` as the tab's current one; True when it was."""
         if run is not self._run:
             return False
         self.worker, self._run = None, None
-        if self._pbar is not None:
-            self._pbar.close()
-            self._pbar = None
         self._set_busy(False)
         return True
 

@@ -27,6 +27,7 @@ from ._reader_mri import labels_layer_data, volume_layer_data
 from ._reader_wsi import slide_layer_data
 from .core.explain.colormaps import DEFAULT_OVERLAY_COLORMAP, overlay_colours
 from .core.mri.case_volumes import for_display
+from .core.mri.tumour_response import case_tumour_response
 from .core.progress import ProgressFn, report
 from .core.vocabulary import SEQUENCE_TITLES, sequence_title
 
@@ -111,6 +112,7 @@ class CaseLayers:
     slide_mpp: Optional[float] = None
     labels: dict[str, Any] = field(default_factory=dict)
     opened: Any = None  # core.session.OpenedCase
+    tumour_response: Any = None  # core.mri.tumour_response.TumourResponseReport, measured in the worker
 
     @property
     def case(self):
@@ -124,11 +126,15 @@ class CaseLayers:
         return out
 
 
-def case_layer_data(opened, progress: ProgressFn | None = None, thumbnail_size: int = 512) -> CaseLayers:
+def case_layer_data(opened, progress: ProgressFn | None = None, thumbnail_size: int = 512,
+                    measure_response: bool = False) -> CaseLayers:
     """LayerData of an opened case's volumes (in its reference frame, on axis-aligned grids: one
-    acquired in another plane or obliquely is resliced onto the reference's), masks and slide."""
+    acquired in another plane or obliquely is resliced onto the reference's), masks and slide;
+    ``measure_response``: also the tumour response of its masks (for ``CaseSession.show``)."""
     case = opened.case
     out = CaseLayers(case_id=opened.case_id, labels=case.labels.as_dict(), opened=opened)
+    if measure_response:
+        out.tumour_response = case_tumour_response(opened.volumes)
     volumes = for_display(opened.volumes)  # axis-aligned grids napari can slice (reslice.py)
     for seq in volumes.sequences:
         report(progress, 0.0, f"preparing {sequence_title(seq)}")

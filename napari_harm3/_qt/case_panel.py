@@ -73,7 +73,7 @@ def _read_case(source, progress=None) -> CaseLayers:
     """Worker body: a manifest path or a Case → CaseLayers holding the opened case (core + glue)."""
     opened = open_case_data(source, progress=progress)
     try:
-        return case_layer_data(opened)
+        return case_layer_data(opened, measure_response=True)  # the tumour response too: not on the GUI thread
     except BaseException:
         opened.close()
         raise
@@ -334,7 +334,7 @@ class CasePanel(QTabWidget):
 
     def show_case(self, layers: CaseLayers) -> None:
         """Make the read case the session's and put it into the viewers (GUI thread)."""
-        self.session.show(layers.opened)
+        self.session.show(layers.opened, tumour_response=layers.tumour_response)
         self.case_layers = layers
         self.grid.clear()
         self.mask_layers = {}

@@ -61,6 +61,13 @@ def preset_names(metadata=None) -> list[str]:
     return windowing.window_preset_names(metadata)
 
 
+def _clear_layers(layers) -> None:
+    """Empty a layer list; an empty one is left alone (napari's ``clear`` runs a full
+    ``gc.collect()`` even then: a frozen window for up to seconds)."""
+    if len(layers):
+        layers.clear()
+
+
 class MriPanel(QFrame):
     """One titled panel: a header (title, window preset) over a QtViewer."""
 
@@ -151,7 +158,7 @@ class MriGrid(QWidget):
     def set_volume(self, key: str, data, *, affine=None, name: str | None = None, preset: str = AUTO, **kwargs):
         """Show ``data`` as the panel's volume (replacing any previous one and its overlays)."""
         panel = self._panel(key)
-        panel.model.layers.clear()
+        _clear_layers(panel.model.layers)
         kwargs.setdefault("colormap", "gray")
         kwargs.setdefault("units", "mm")
         if affine is not None:
@@ -210,7 +217,7 @@ class MriGrid(QWidget):
 
     def clear(self) -> None:
         for panel in self.panels.values():
-            panel.model.layers.clear()
+            _clear_layers(panel.model.layers)
             panel.volume_layer = None
             panel.model.canvas.overlays.scale_bar.visible = False
             panel.preset.blockSignals(True)

@@ -27,12 +27,16 @@ class OverlayLayers:
         return [layer for layers in self.layers.values() for layer in layers]
 
     def remove(self, analysis: str | None = None) -> None:
-        for name in ([analysis] if analysis else list(self.layers)):
-            for layer in self.layers.get(name, []):
-                for holder in [self.viewer.layers] + [p.model.layers for p in self.grid.panels.values()]:
-                    if layer in holder:
-                        holder.remove(layer)
+        names = [analysis] if analysis else list(self.layers)
+        doomed = [layer for name in names for layer in self.layers.get(name, [])]
+        for name in names:
             self.layers[name] = []
+        for holder in [self.viewer.layers] + [p.model.layers for p in self.grid.panels.values()]:
+            mine = [layer for layer in doomed if layer in holder]
+            if mine:  # one batch per canvas: napari cleans its scene graph (and runs gc) once, not per layer
+                with holder.batched_update():
+                    for layer in mine:
+                        holder.remove(layer)
 
     def show(self, analysis: str, slide_layer) -> None:
         """Replace ``analysis``'s overlays by the session's current maps."""
@@ -62,9 +66,12 @@ class OverlayLayers:
 
     def restyle(self) -> int:
         colormap, threshold, opacity = self.style()
+        shared = overlay_colormap(colormap, threshold)  # one object for all; named by colours and threshold
         for layer in self.all():
-            layer.colormap = overlay_colormap(colormap, threshold)
-            layer.opacity = opacity
+            if layer.colormap.name != shared.name:  # an opacity change leaves the colormaps alone
+                layer.colormap = shared
+            if layer.opacity != opacity:
+                layer.opacity = opacity
         return len(self.all())
 
     def rescale(self) -> None:

@@ -13,6 +13,16 @@ from ..core.vocabulary import ATTENTION_MAPS
 GALLERY_K = 6
 
 
+def gallery_tiles(slide, scores: dict) -> dict:
+    """{map key: ((x, y, size, score, rgb), ...)} of the top patches of each survival map: slide
+    reads, so a worker does them (any thread)."""
+    if slide is None:
+        return {}
+    return {key: tuple((t.coords[0], t.coords[1], t.size, t.score, t.rgb)
+                       for t in top_patch_tiles(slide, scores[key], k=GALLERY_K))
+            for key in ATTENTION_MAPS if key in scores}
+
+
 class PatchInspector:
     def __init__(self, viewer, session, overlays, gallery, patch_view, minimap):
         self.viewer = viewer
@@ -26,13 +36,15 @@ class PatchInspector:
         gallery.patch_clicked.connect(self.show_gallery_patch)
         viewer.mouse_drag_callbacks.append(self._on_slide_mouse)
 
-    def fill_gallery(self, show: bool) -> None:
-        """The top patches of each survival map (empty when ``show`` is False)."""
-        slide, scores = self.session.slide, self.session.patch_scores()
-        self.gallery_patches = {} if not show or slide is None else {
-            key: tuple((t.coords[0], t.coords[1], t.size, t.score, t.rgb)
-                       for t in top_patch_tiles(slide, scores[key], k=GALLERY_K))
-            for key in ATTENTION_MAPS if key in scores}
+    def fill_gallery(self, show: bool, tiles: Optional[dict] = None) -> None:
+        """The top patches of each survival map (empty when ``show`` is False); ``tiles``: read
+        beforehand by :func:`gallery_tiles` (in the run's worker), else read here."""
+        slide = self.session.slide
+        if not show or slide is None:
+            tiles = {}
+        elif tiles is None:
+            tiles = gallery_tiles(slide, self.session.patch_scores())
+        self.gallery_patches = dict(tiles)
         self.gallery.set_patches(self.gallery_patches)
 
     def _on_slide_mouse(self, viewer, event):

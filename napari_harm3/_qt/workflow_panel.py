@@ -2,7 +2,7 @@
 
 ``install_workflow(case_panel)`` adds a :class:`WorkflowPanel` as the case panel's "Models" tab.
 A button press asks the session for a run (``session.start_run``), executes it in a napari
-``thread_worker`` with progress (the tab's bar and napari's activity dock) and *Cancel*, and hands
+``thread_worker`` with progress (the tab's bar and status line) and *Cancel*, and hands
 the result back to the session (``session.accept``), which keeps it only if the case it was
 computed for is still open. Everything shown — results text, Grad-CAM in the MRI panels, slide
 heatmaps, the patch gallery, the exported report — is read from the session when it says a
@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Optional
 
 from napari.qt.threading import thread_worker
-from napari.utils import progress as napari_progress
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import Signal
 from qtpy.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
@@ -35,21 +34,9 @@ from .overlay_layers import OverlayLayers
 from .patch_inspector import PatchInspector
 from .patch_view import PatchGallery, PatchView
 from .results_view import ResultsView
+from .run_worker import ThrottledProgress, execute_run, write_report
 from .weak import weak_callback
 from .worklist_panel import install_worklist
-
-
-def _execute(run, progress=None):
-    """Worker body: (run, prediction); an exception carries its run."""
-    try:
-        return run, run.execute(progress)
-    except BaseException as exc:
-        exc.harm3_run = run
-        raise
-
-
-def _export(session, pdf, overwrite: bool, deidentify: bool, case_ref):
-    return session.export_report(pdf, overwrite=overwrite, deidentify=deidentify, require_results=True, case_ref=case_ref)
 
 
 class WorkflowPanel(QWidget):
@@ -75,7 +62,7 @@ class WorkflowPanel(QWidget):
         self.worker = None
         self.last_error: Optional[BaseException] = None
         self._run = None
-        self._pbar = None
+        self._gallery_ready = None
         self._progress_signal.connect(self._on_progress)
         self._build(zoo)
         self.overlays = OverlayLayers(napari_viewer, case_panel.grid, self.session, self.overlay_controls.values)
@@ -193,11 +180,10 @@ class WorkflowPanel(QWidget):
             show_error(user_message(exc, "viewer"))
             return None
         emit = self._progress_signal.emit  # from the worker thread, delivered in the GUI thread
-        worker = thread_worker(_execute, ignore_errors=True)(run, progress=lambda f, m: emit(f, m))
+        worker = thread_worker(execute_run, ignore_errors=True)(run, progress=ThrottledProgress(lambda f, m: emit(f, m)))
         worker.returned.connect(self._on_returned)  # bound methods: Qt keeps no strong reference
         worker.errored.connect(self._on_errored)
         self.worker, self._run, self.last_error = worker, run, None
-        self._pbar = napari_progress(total=100, desc=f"{ANALYSIS_TITLES[analysis]} ({run.case_ref})")
         self._set_busy(True)
         self.status.setText(f"{ANALYSIS_TITLES[analysis]} on {run.case_ref}: starting…")
         worker.start()
@@ -218,31 +204,28 @@ class WorkflowPanel(QWidget):
             self.progress.setValue(0)
 
     def _on_progress(self, fraction: float, message: str) -> None:
-        if self.worker is None or self._pbar is None:  # a report queued before the run ended
+        # no napari progress bar (activity dock) as well: it runs processEvents per update and its
+        # animated "in progress" GIF repaints the whole window, ~15 times a second for the whole run
+        if self.worker is None:  # a report queued before the run ended
             return
-        value = int(round(100 * fraction))
-        self.progress.setValue(value)
+        self.progress.setValue(int(round(100 * fraction)))
         self.status.setText(message)
-        pbar = self._pbar  # napari's bar may process events (and end the run) while it updates
-        if value > pbar.n:
-            pbar.update(value - pbar.n)
-        pbar.set_description(message[:60])
 
     def _detach(self, run) -> bool:
         """Forget ``run`` as the tab's current one; True when it was."""
         if run is not self._run:
             return False
         self.worker, self._run = None, None
-        if self._pbar is not None:
-            self._pbar.close()
-            self._pbar = None
         self._set_busy(False)
         return True
 
     def _on_returned(self, result) -> None:
-        run, prediction = result
-        self._detach(run)
-        self.session.accept(run, prediction)  # refused when the case changed meanwhile
+        self._detach(result.run)
+        self._gallery_ready = result.gallery  # read in the worker: _on_prediction shows it
+        try:  # refused when the case changed meanwhile
+            self.session.accept(result.run, result.prediction, result.heatmaps)
+        finally:
+            self._gallery_ready = None
 
     def _on_errored(self, exc: BaseException) -> None:
         run = getattr(exc, "harm3_run", None)
@@ -281,7 +264,7 @@ class WorkflowPanel(QWidget):
         else:
             self.overlays.show(analysis, slide)
         if analysis == "survival":
-            self.patches.fill_gallery(prediction is not None)
+            self.patches.fill_gallery(prediction is not None, tiles=self._gallery_ready)
         self.refresh_results()
 
     def refresh_results(self) -> str:
@@ -336,8 +319,8 @@ class WorkflowPanel(QWidget):
             show_error(problem)
             self.report_failed.emit(problem)
             return None
-        worker = thread_worker(_export, ignore_errors=True)(self.session, Path(pdf_path), overwrite, deidentify,
-                                                            self.session.ref)
+        worker = thread_worker(write_report, ignore_errors=True)(self.session, Path(pdf_path), overwrite, deidentify,
+                                                                 self.session.ref)
         worker.returned.connect(self._on_report)
         worker.errored.connect(self._on_report_error)
         self.export_button.setEnabled(False)

@@ -39,6 +39,25 @@ from .model_cache import ModelCache
 from .runs import PredictionRun
 
 
+def prediction_patch_scores(analysis: str, prediction) -> dict:
+    """{map key: PatchScores} of one prediction's slide maps (survival's attention, pCR's pooling)."""
+    if prediction is None:
+        return {}
+    if analysis == "survival":
+        return dict(prediction.attention)
+    return {} if prediction.slide_attention is None else {prediction.slide_attention.key: prediction.slide_attention}
+
+
+def paint_prediction_heatmaps(opened: OpenedCase | None, analysis: str, prediction) -> dict:
+    """{(analysis, map key): HeatmapRaster} of ``prediction`` over ``opened``'s slide, for
+    :meth:`CaseSession.accept` (pure: a worker paints them, not the viewer's thread)."""
+    if opened is None or opened.slide is None or prediction is None:
+        return {}
+    size = opened.slide.dimensions
+    return {(analysis, key): paint_heatmap(scores, size)
+            for key, scores in prediction_patch_scores(analysis, prediction).items()}
+
+
 class CaseSession:
     case_opened = Signal(object)
     case_closed = Signal(object)
@@ -93,12 +112,14 @@ class CaseSession:
         self.show(opened)
         return opened
 
-    def show(self, opened: OpenedCase) -> None:
+    def show(self, opened: OpenedCase, tumour_response: TumourResponseReport | None = None) -> None:
         """Make ``opened`` the session's case: the previous one's runs are cancelled and its
-        results dropped."""
+        results dropped. ``tumour_response``: ``case_tumour_response(opened.volumes)`` measured
+        beforehand (in the viewer's reading worker), else measured when first asked for."""
         self.close()
         self._opened = opened
         self._scale = opened.scale
+        self._response = tumour_response
         self.case_opened.emit(opened)
 
     def close(self) -> None:
@@ -150,14 +171,15 @@ class CaseSession:
         self.run_started.emit(run)
         return run
 
-    def accept(self, run: PredictionRun, prediction) -> bool:
-        """Keep ``prediction`` if its run belongs to the open case; otherwise drop it (False)."""
+    def accept(self, run: PredictionRun, prediction, heatmaps: dict | None = None) -> bool:
+        """Keep ``prediction`` if its run belongs to the open case; otherwise drop it (False).
+        ``heatmaps``: its rasters painted beforehand (:func:`paint_prediction_heatmaps`, in a worker)."""
         self._forget(run)
         if self._opened is None or prediction.case_ref != self._opened.ref or run.cancelled:
             self.run_ended.emit(run, "discarded")
             return False
         self._models_used[run.analysis] = run.model
-        self._set_prediction(run.analysis, prediction)
+        self._set_prediction(run.analysis, prediction, heatmaps)
         self.run_ended.emit(run, "done")
         return True
 
@@ -192,13 +214,15 @@ class CaseSession:
         if run in self._runs:
             self._runs.remove(run)
 
-    def _set_prediction(self, analysis: str, prediction) -> None:
+    def _set_prediction(self, analysis: str, prediction, heatmaps: dict | None = None) -> None:
         if prediction is None:
             self._predictions.pop(analysis, None)
             self._models_used.pop(analysis, None)
         else:
             self._predictions[analysis] = prediction
         self._heatmaps = {k: v for k, v in self._heatmaps.items() if k[0] != analysis}
+        if prediction is not None:
+            self._heatmaps.update({k: v for k, v in (heatmaps or {}).items() if k[0] == analysis})
         self.prediction_changed.emit(analysis, prediction)
 
     # -- results as data --------------------------------------------------------------------
@@ -219,13 +243,8 @@ class CaseSession:
 
     def patch_scores(self) -> dict:
         """{map key: PatchScores} of every slide map held: survival's 5x/10x/20x/final, pCR's pooling."""
-        out = {}
-        survival = self._predictions.get("survival")
-        if survival is not None:
-            out.update(survival.attention)
-        pcr = self._predictions.get("pcr")
-        if pcr is not None and pcr.slide_attention is not None:
-            out[pcr.slide_attention.key] = pcr.slide_attention
+        out = prediction_patch_scores("survival", self._predictions.get("survival"))
+        out.update(prediction_patch_scores("pcr", self._predictions.get("pcr")))
         return out
 
     def heatmaps(self) -> dict:

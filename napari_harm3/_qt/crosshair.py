@@ -19,6 +19,7 @@ from napari.layers import Vectors
 CROSSHAIR = "crosshair"
 COLOUR = "lime"
 MODIFIER = "Shift"
+WIDTH_PX = 1.5
 
 
 class Crosshair:
@@ -34,7 +35,8 @@ class Crosshair:
             callback = self._make_drag_callback(key)
             panel.model.mouse_drag_callbacks.append(callback)
             redraw = self._make_redraw(key)
-            for emitter in (panel.model.dims.events.point, panel.model.dims.events.order):
+            for emitter in (panel.model.dims.events.point, panel.model.dims.events.order,
+                            panel.model.scene.camera.events.zoom):
                 emitter.connect(redraw)
                 self._connections.append((emitter, redraw))
             self._connections.append((panel.model.mouse_drag_callbacks, callback))
@@ -92,6 +94,7 @@ class Crosshair:
             self._layers[key] = layer
         else:
             layer.data = lines
+            layer.edge_width = self._width(panel)
         layer.visible = True
 
     def layer(self, key: str) -> Vectors | None:
@@ -116,8 +119,10 @@ class Crosshair:
 
     @staticmethod
     def _width(panel) -> float:
-        spacing = np.abs(np.diag(panel.volume_layer.affine.affine_matrix)[:-1])
-        return float(max(0.5, 0.6 * spacing[-2:].min()))
+        """Line width in mm that draws :data:`WIDTH_PX` screen pixels (a thinner line can miss
+        every pixel centre along its length and vanish)."""
+        zoom = float(panel.model.scene.camera.zoom)  # screen pixels per mm
+        return WIDTH_PX / zoom if zoom > 0 else 1.0
 
     @staticmethod
     def _lines(panel) -> np.ndarray:

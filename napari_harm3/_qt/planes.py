@@ -95,7 +95,7 @@ class GridPlanes:
         self.bar.show_plane(self.plane)
         self.bar.plane_clicked.connect(self.set_plane)
         self.bar.crosshair_toggled.connect(self.crosshair.show)
-        grid.layout().addWidget(self.bar, 2, 0, 1, 2)
+        grid.layout().addWidget(self.bar, (len(grid.panels) + 1) // 2, 0, 1, 2)  # under the panels
         self.shortcuts = []
         for key, plane in PLANE_KEYS.items():
             shortcut = QShortcut(QKeySequence(key), grid)

@@ -8,11 +8,26 @@ opacity) comes from the overlay controls; a µm/px change moves the heatmaps wit
 
 from __future__ import annotations
 
+import numpy as np
+
 from .._layers import gradcam_layer, heatmap_layer, heatmap_placement, overlay_colormap
 from ..core.vocabulary import ATTENTION_MAPS, POOLING_MAP
 
 #: the heatmap shown when survival lands (the others start hidden)
 SHOWN_MAP = "final"
+
+
+def _refill(layer, data, kwargs) -> bool:
+    """Give ``layer`` a new run's map on the same grid (False: another grid, make a new layer)."""
+    if np.shape(layer.data) != np.shape(data):
+        return False
+    for name in ("affine", "scale", "translate"):
+        if name in kwargs:
+            setattr(layer, name, kwargs[name])
+    layer.metadata.update(kwargs["metadata"])
+    layer.colormap = kwargs["colormap"]
+    layer.data = data
+    return True
 
 
 class OverlayLayers:
@@ -26,9 +41,10 @@ class OverlayLayers:
     def all(self) -> list:
         return [layer for layers in self.layers.values() for layer in layers]
 
-    def remove(self, analysis: str | None = None) -> None:
+    def remove(self, analysis: str | None = None, keep=frozenset()) -> None:
+        """Remove ``analysis``'s overlay layers (all when None), except those whose id is in ``keep``."""
         names = [analysis] if analysis else list(self.layers)
-        doomed = [layer for name in names for layer in self.layers.get(name, [])]
+        doomed = [layer for name in names for layer in self.layers.get(name, []) if id(layer) not in keep]
         for name in names:
             self.layers[name] = []
         for holder in [self.viewer.layers] + [p.model.layers for p in self.grid.panels.values()]:
@@ -39,30 +55,43 @@ class OverlayLayers:
                         holder.remove(layer)
 
     def show(self, analysis: str, slide_layer) -> None:
-        """Replace ``analysis``'s overlays by the session's current maps."""
-        self.remove(analysis)
+        """Show ``analysis``'s current maps from the session. The layers of an earlier run on the
+        same grids get the new data: making and removing napari layers is what freezes the window."""
         colormap, threshold, opacity = self.style()
         ref = self.session.ref
+        wanted = []  # (MRI panel key, or None for the slide viewer; LayerData)
         if analysis == "pcr":
             for seq, vmap in self.session.gradcam_maps().items():
                 panel = self.grid.panels.get(seq)
                 if panel is not None and panel.volume_layer is not None:
-                    data, kwargs, _ = gradcam_layer(vmap, colormap, threshold, case_ref=ref)
-                    kwargs["opacity"] = opacity
-                    self.layers["pcr"].append(self.grid.add_overlay(seq, data, kind="image", **kwargs))
-        keys = (POOLING_MAP,) if analysis == "pcr" else ATTENTION_MAPS
-        if slide_layer is None:
-            return
-        for key in keys:
-            raster = self.session.heatmap(key)
-            if raster is None:
-                continue
-            data, kwargs, _ = heatmap_layer(raster, self.session.scale.mpp, colormap, threshold, case_ref=ref)
-            kwargs["opacity"] = opacity
-            layer = self.viewer.add_image(data, **kwargs)
-            layer.visible = key == SHOWN_MAP
+                    wanted.append((seq, gradcam_layer(vmap, colormap, threshold, case_ref=ref)))
+        if slide_layer is not None:
+            for key in (POOLING_MAP,) if analysis == "pcr" else ATTENTION_MAPS:
+                raster = self.session.heatmap(key)
+                if raster is not None:
+                    wanted.append((None, heatmap_layer(raster, self.session.scale.mpp, colormap, threshold,
+                                                       case_ref=ref)))
+        old = {(layer.metadata.get("harm3_panel"), layer.name): layer for layer in self.layers[analysis]}
+        reused = {}
+        for where, (data, kwargs, _) in wanted:
+            layer = old.get((where, kwargs["name"]))
+            if layer is not None and _refill(layer, data, kwargs):
+                reused[(where, kwargs["name"])] = layer
+        self.remove(analysis, keep=set(map(id, reused.values())))
+        for where, (data, kwargs, _) in wanted:
+            layer = reused.get((where, kwargs["name"]))
+            if layer is None:
+                kwargs["opacity"] = opacity
+                if where is None:
+                    layer = self.viewer.add_image(data, **kwargs)
+                else:
+                    layer = self.grid.add_overlay(where, data, kind="image", **kwargs)
+            layer.opacity = opacity
+            if where is None:
+                layer.visible = layer.metadata.get("harm3_map") == SHOWN_MAP
             self.layers[analysis].append(layer)
-        self.viewer.layers.selection.active = slide_layer  # keep the slide the active layer
+        if slide_layer is not None:
+            self.viewer.layers.selection.active = slide_layer  # keep the slide the active layer
 
     def restyle(self) -> int:
         colormap, threshold, opacity = self.style()

@@ -38,17 +38,19 @@ class RunResult:
     prediction: object
     heatmaps: dict = field(default_factory=dict)   # {(analysis, map key): HeatmapRaster}
     gallery: dict | None = None                    # survival: gallery_tiles(...)
+    seconds: float = 0.0                           # the worker's time: the run and its display data
 
 
 def execute_run(run, progress=None) -> RunResult:
     """Worker body: the run's prediction and its display data; an exception carries its run."""
+    started = time.perf_counter()
     try:
         prediction = run.execute(progress)
         heatmaps = paint_prediction_heatmaps(run.opened, run.analysis, prediction)
         gallery = None
         if run.analysis == "survival":
             gallery = gallery_tiles(run.opened.slide, prediction_patch_scores(run.analysis, prediction))
-        return RunResult(run, prediction, heatmaps, gallery)
+        return RunResult(run, prediction, heatmaps, gallery, time.perf_counter() - started)
     except BaseException as exc:
         exc.harm3_run = run
         raise

@@ -61,6 +61,43 @@ def assert_nothing_of(ref, viewer, panel, workflow, export_to):
         assert not export_to.exists() and not export_to.with_suffix(".json").exists()
 
 
+def answer_dialogs(answers: list) -> None:
+    """Answer the modal dialogs that open next, one callable per dialog, from the event loop
+    (a dialog still open after ~30 s is closed, so a wrong answer fails instead of hanging)."""
+    from qtpy.QtCore import QTimer
+    from qtpy.QtWidgets import QApplication
+
+    polls = [600]
+
+    def poll():
+        dialog = QApplication.activeModalWidget()
+        polls[0] -= 1
+        if dialog is not None and answers:
+            answers.pop(0)(dialog)
+        elif dialog is not None and polls[0] <= 0:
+            dialog.close()
+        if answers or (dialog is not None and polls[0] > 0):
+            QTimer.singleShot(50, poll)
+
+    QTimer.singleShot(0, poll)
+
+
+def save_as(path):
+    from qtpy.QtWidgets import QDialogButtonBox
+
+    def answer(dialog):  # the file dialog Qt made: its Save button (accept() is protected)
+        dialog.selectFile(str(path))
+        dialog.findChild(QDialogButtonBox).button(QDialogButtonBox.StandardButton.Save).click()
+    return answer
+
+
+def say_no(dialog):
+    from qtpy.QtWidgets import QMessageBox
+
+    assert dialog.windowTitle() == "Replace report?", dialog.windowTitle()
+    dialog.button(QMessageBox.StandardButton.No).click()
+
+
 def run_detached(qtbot, workflow, analysis, show_other):
     """Press ``analysis``, call ``show_other()`` at once; returns how A's run ended."""
     with qtbot.waitSignal(workflow.run_failed, timeout=300_000) as ended:
@@ -106,6 +143,24 @@ def test_results_overlays_and_reports_stay_with_their_case(make_workflow, qtbot,
     cams = [l for l in workflow.overlays.layers["pcr"] if l.metadata.get("harm3_kind") == "gradcam"]
     assert cams and all(l.metadata["harm3_case"] == ref_b for l in cams)
     assert f"p(pCR) = {pcr_b.probability:.3f}" in workflow.results_view.text.toPlainText()
+    # the device menu offers only this machine's devices
+    from napari_harm3.core.device import available_devices
+
+    assert [workflow.device.itemData(i) for i in range(workflow.device.count())] == [c for _, c in available_devices()]
+
+    # Export onto existing files, "No" to "Replace report?": kept, and nothing says "Report written"
+    kept = tmp_path / "kept.pdf"
+    kept.write_bytes(b"old pdf")
+    kept.with_suffix(".json").write_text("old json")
+    written = []
+    workflow.report_written.connect(written.append)
+    answer_dialogs([save_as(kept), say_no])
+    click(qtbot, workflow.export_button)
+    assert workflow.status.text() == "Report not written: the files exist and were kept"
+    assert kept.read_bytes() == b"old pdf" and kept.with_suffix(".json").read_text() == "old json"
+    assert not written and workflow.export_button.isEnabled()
+    workflow.report_written.disconnect(written.append)
+
     out = tmp_path / "B report.pdf"
     ahead = read_ahead(a)
     assert workflow.export_report(out) is not None

@@ -35,13 +35,16 @@ def image(path) -> np.ndarray:
     return matplotlib.image.imread(path)[..., :3] * 255.0
 
 
-#: coloured fraction of the MRI grid screenshot that only a Grad-CAM overlay takes it above
-NO_OVERLAY_COLOURED = 0.008
+#: coloured share of the MRI grid screenshot's lit pixels that only a Grad-CAM overlay takes it above
+NO_OVERLAY_COLOURED = 0.015
 
 
 def coloured(rgb: np.ndarray) -> float:
-    """Fraction of clearly coloured pixels (grey MRI has R = G = B)."""
-    return float((rgb.max(axis=2) - rgb.min(axis=2) > 60).mean())
+    """Share of clearly coloured pixels (grey MRI has R = G = B) among the lit ones (body, titles):
+    a share of the body, not of the picture, so the black a panel's shape leaves around it does not count."""
+    lit = rgb.max(axis=2) > 40
+    tinted = rgb.max(axis=2) - rgb.min(axis=2) > 60
+    return float((tinted & lit).sum() / max(1, int(lit.sum())))
 
 
 def test_demo_runs_both_models_and_writes_report_and_screenshots(tmp_path_factory, tmp_path, qapp):
@@ -57,8 +60,8 @@ def test_demo_runs_both_models_and_writes_report_and_screenshots(tmp_path_factor
     assert data["case"]["case_id"] == "DEMO-0001" and data["pcr"] and data["survival"]
     assert pdf.read_bytes().startswith(b"%PDF") and pdf.stat().st_size > 20_000
     # Grad-CAM (inferno, additive) colours the grey MRI panels
-    # Grad-CAM drawn on the grid: measured 0.0095 of the screenshot's pixels coloured, against 0.0063
-    # for the tumour outlines alone without models (next test)
+    # Grad-CAM drawn on the grid: measured 0.024 of the lit pixels coloured, against 0.008 for the
+    # tumour outlines alone without models (next test); grid in the window's main area, 1800×1100
     assert coloured(image(out / "mri_grid.png")) > NO_OVERLAY_COLOURED
     assert image(out / "slide_viewer.png").std() > 15
 

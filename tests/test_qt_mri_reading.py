@@ -124,6 +124,7 @@ def test_grid_reads_like_a_radiology_viewer(make_reading_window, qtbot, reading_
 
     # the grid has the main area: each panel far bigger than the old dock column's
     assert panel.views is not None and panel.views.currentWidget() is grid
+    assert panel.views.geometry().left() <= 10  # no empty column where napari's layer list was
     for key in ("t1_pre", "t2_pre"):
         size = canvases[key].width(), canvases[key].height()
         assert size[0] >= wide and size[1] >= 2.0 * OLD_PANEL[1], (key, size)

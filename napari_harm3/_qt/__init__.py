@@ -5,7 +5,10 @@ nothing; each module pulls in Qt when it is imported itself.
 
 - :mod:`.linking` — :class:`ViewerLink`, a Qt-free controller that keeps several
   ``napari.components.ViewerModel`` s on the same world position (slice, pan, zoom).
-- :mod:`.mri_grid` — :class:`MriGrid`, four linked ``QtViewer`` panels (T1/T2 pre/post).
+- :mod:`.mri_grid` — :class:`MriGrid`, four linked ``QtViewer`` panels (T1/T2 pre/post);
+  their reading aids in :mod:`.reading_panel` (:mod:`.reading_mouse`: wheel = slice,
+  Ctrl+wheel = zoom, right-drag = window/level; :mod:`.cursor_readout`; :mod:`.panel_controls`),
+  the window's "MRI (linked) | Slide" main area in :mod:`.reading_layout`.
 - :mod:`.planes` — the grid's axial / coronal / sagittal switch (keys A / C / S) and reslicing;
   :mod:`.crosshair` (Shift-click) and :mod:`.orientation_labels` (edge letters) beside it.
 - :mod:`.slide_view` — :class:`SlideView` (the slide in a napari viewer, µm scale bar, mpp)

@@ -219,6 +219,9 @@ class CasePanel(QTabWidget):
         window = getattr(self.viewer, "window", None)
         if window is None:
             return
+        if self._minimap_dock is None:
+            self._minimap_dock = window.add_dock_widget(self.slide_view.minimap, name="HARM3 slide overview",
+                                                        area="right", add_vertical_stretch=False)
         if self.views is None:
             self.views = CaseViews.install(self.grid, self)
         if self.views is not None:
@@ -228,9 +231,6 @@ class CasePanel(QTabWidget):
                                                      add_vertical_stretch=False)
         if self._grid_dock is not None:
             self._grid_dock.show()
-        if self._minimap_dock is None:
-            self._minimap_dock = window.add_dock_widget(self.slide_view.minimap, name="HARM3 slide overview",
-                                                        area="right", add_vertical_stretch=False)
 
     def show_slide(self) -> None:
         """Bring the slide viewer to the front (its tab of the main area)."""

@@ -1,7 +1,8 @@
 """The MRI grid: four linked napari viewers (T1-pre, T1-post, T2-pre, T2-post) in a 2×2 grid.
 
 Each panel is a public ``napari.qt.QtViewer`` on its own ``ViewerModel`` (own layer list, own
-contrast), framed with its title and a window/level preset box. A :class:`ViewerLink` keeps
+contrast), its title on the canvas, a window/level preset box above; the reading aids (mouse,
+readout, overlay switches: :mod:`.reading_panel`) are fitted to it. A :class:`ViewerLink` keeps
 the four on one world position (slice in mm, pan, zoom), so volumes on different voxel grids
 show the same anatomy. Layers go into a panel by name::
 
@@ -69,7 +70,7 @@ def _clear_layers(layers) -> None:
 
 
 class MriPanel(QFrame):
-    """One titled panel: a header (title, window preset) over a QtViewer."""
+    """One panel: a header (window preset) over a QtViewer whose canvas shows the title."""
 
     #: (panel key, preset name) when the user picks a window preset
     preset_chosen = Signal(str, str)

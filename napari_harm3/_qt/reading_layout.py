@@ -63,11 +63,13 @@ class CaseViews(QTabWidget):
         """Give the docks on the right (case panel, minimap) a side column's width, the main
         area the rest (a dock that was widened while the grid sat in a dock column keeps it)."""
         window = self._main_window
+        self._relayout()
         right = [d for d in window.findChildren(QDockWidget) if d.isVisible() and not d.isFloating()
                  and window.dockWidgetArea(d) == Qt.DockWidgetArea.RightDockWidgetArea]
         if right:
             width = max(SIDE_MIN_PX, min(SIDE_MAX_PX, int(SIDE_FRACTION * window.width())))
             window.resizeDocks(right, [width] * len(right), Qt.Orientation.Horizontal)
+        self._relayout()
 
     # -- tabs ---------------------------------------------------------------------------
     def show_mri(self) -> None:
@@ -93,3 +95,10 @@ class CaseViews(QTabWidget):
                 dock.hide()
             elif self._slide_docks_shown.pop(dock.objectName(), False):
                 dock.show()
+        self._relayout()
+
+    def _relayout(self) -> None:
+        """Lay the window out now: without it the hidden docks' column can stay empty."""
+        layout = self._main_window.layout()
+        layout.invalidate()
+        layout.activate()

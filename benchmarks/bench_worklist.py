@@ -103,6 +103,7 @@ def child(mode: str, cohort: Path, switches: int) -> dict:
         if not 0 <= position + step < len(ids):
             step = -step
         times.append(timed(worklist.next_case if step > 0 else worklist.previous_case))
+        print(f"{mode} switch {n}: {times[-1]:.3f} s", file=sys.stderr, flush=True)
         if n in (5, switches):
             rss[n] = rss_mb()
     prefetched = worklist.prefetcher.started

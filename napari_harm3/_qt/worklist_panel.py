@@ -228,14 +228,18 @@ class WorklistPanel(QWidget):
         if self.worklist is None:
             return None
         order = self.proxy.case_ids()
-        target = neighbour(order, self.current, step)
-        while target is not None and not self.worklist.row(target).openable:
-            target = neighbour(order, target, step)
+        target = self._openable_neighbour(order, step)
         if target is None:
             self.status.setText("No further case in this order." if order else "No case matches the filter.")
             return None
         self.direction = 1 if step > 0 else -1
         return self.open_case_id(target)
+
+    def _openable_neighbour(self, order, step: int):
+        target = neighbour(order, self.current, step)
+        while target is not None and not self.worklist.row(target).openable:
+            target = neighbour(order, target, step)
+        return target
 
     def open_case_id(self, case_id: str):
         """Open ``case_id`` in the case session (prefetched: at once; else read in a worker)."""
@@ -290,12 +294,12 @@ class WorklistPanel(QWidget):
         self.case_failed.emit(case_id, message)
 
     def _prefetch_next(self) -> None:
+        """Read ahead the case Next (or Previous, going backwards) will open; at an end of the
+        order, the one the other way (the only way left)."""
         if not self.prefetch_enabled or self.worklist is None:
             return
         order = self.proxy.case_ids()
-        target = neighbour(order, self.current, self.direction)
-        while target is not None and not self.worklist.row(target).openable:
-            target = neighbour(order, target, self.direction)
+        target = self._openable_neighbour(order, self.direction) or self._openable_neighbour(order, -self.direction)
         if target is None:
             self.prefetcher.discard()
         else:

@@ -57,7 +57,7 @@ def freeze_heap() -> None:
     _clean_and_update_scenegraph``), and each switch of case removes the layers of five canvases:
     with torch loaded each full collection walks millions of long-lived objects (2 s per call
     measured under load; nine per switch). Frozen, they are skipped; what a case allocates is
-    still collected."""
+    still collected; :meth:`WorklistPanel.close` unfreezes."""
     gc.collect()
     gc.freeze()
 
@@ -377,6 +377,7 @@ class WorklistPanel(QWidget):
     def close(self) -> bool:
         self.cancel_batch()
         self.prefetcher.close()
+        gc.unfreeze()  # what froze with the cohort can be collected again
         return super().close()
 
 

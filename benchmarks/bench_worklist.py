@@ -95,6 +95,7 @@ def child(mode: str, cohort: Path, switches: int) -> dict:
         return elapsed
 
     cold = timed(lambda: worklist.open_case_id(ids[0]))
+    print(f"{mode} cold open: {cold:.3f} s", file=sys.stderr, flush=True)
     times, rss, step = [], {}, 1
     for n in range(1, switches + 1):
         if mode == "prefetch":
@@ -103,8 +104,10 @@ def child(mode: str, cohort: Path, switches: int) -> dict:
         if not 0 <= position + step < len(ids):
             step = -step
         times.append(timed(worklist.next_case if step > 0 else worklist.previous_case))
+        print(f"{mode} switch {n}: {times[-1]:.3f} s", file=sys.stderr, flush=True)
         if n in (5, switches):
             rss[n] = rss_mb()
+            print(f"{mode} RSS after {n} switches: {rss[n]:.0f} MB", file=sys.stderr, flush=True)
     prefetched = worklist.prefetcher.started
     worklist.close()
     panel.workflow.close()

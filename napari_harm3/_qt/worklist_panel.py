@@ -17,6 +17,7 @@ open meanwhile. Predictions are kept in the worklist's ``predictions.csv``, repo
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 from napari.qt.threading import thread_worker
@@ -47,6 +48,18 @@ from .worklist_batches import ALL, REPORTS, BatchBox
 from .worklist_table import CASE_ID_ROLE, WorklistModel, WorklistProxy, WorklistTable
 
 NEXT_KEYS, PREVIOUS_KEYS = "Ctrl+Right", "Ctrl+Left"
+
+
+def freeze_heap() -> None:
+    """Exempt the objects alive now from later garbage collections (``gc.freeze``).
+
+    napari runs a full ``gc.collect()`` each time layers leave a canvas (``VispyCanvas.
+    _clean_and_update_scenegraph``), and each switch of case removes the layers of five canvases:
+    with torch loaded each full collection walks millions of long-lived objects (2 s per call
+    measured under load; nine per switch). Frozen, they are skipped; what a case allocates is
+    still collected; :meth:`WorklistPanel.close` unfreezes."""
+    gc.collect()
+    gc.freeze()
 
 
 def _take_or_read(prefetcher: Prefetcher, case_id: str, case, token):
@@ -172,6 +185,7 @@ class WorklistPanel(QWidget):
             show_error(message)
             return False
         self.prefetcher.discard()
+        freeze_heap()
         self.worklist, self.current = worklist, None
         self.model.set_worklist(worklist)
         self.source_label.setText(f"{Path(source).name}: {len(worklist)} cases")
@@ -228,14 +242,18 @@ class WorklistPanel(QWidget):
         if self.worklist is None:
             return None
         order = self.proxy.case_ids()
-        target = neighbour(order, self.current, step)
-        while target is not None and not self.worklist.row(target).openable:
-            target = neighbour(order, target, step)
+        target = self._openable_neighbour(order, step)
         if target is None:
             self.status.setText("No further case in this order." if order else "No case matches the filter.")
             return None
         self.direction = 1 if step > 0 else -1
         return self.open_case_id(target)
+
+    def _openable_neighbour(self, order, step: int):
+        target = neighbour(order, self.current, step)
+        while target is not None and not self.worklist.row(target).openable:
+            target = neighbour(order, target, step)
+        return target
 
     def open_case_id(self, case_id: str):
         """Open ``case_id`` in the case session (prefetched: at once; else read in a worker)."""
@@ -290,12 +308,12 @@ class WorklistPanel(QWidget):
         self.case_failed.emit(case_id, message)
 
     def _prefetch_next(self) -> None:
+        """Read ahead the case Next (or Previous, going backwards) will open; at an end of the
+        order, the one the other way (the only way left)."""
         if not self.prefetch_enabled or self.worklist is None:
             return
         order = self.proxy.case_ids()
-        target = neighbour(order, self.current, self.direction)
-        while target is not None and not self.worklist.row(target).openable:
-            target = neighbour(order, target, self.direction)
+        target = self._openable_neighbour(order, self.direction) or self._openable_neighbour(order, -self.direction)
         if target is None:
             self.prefetcher.discard()
         else:
@@ -359,6 +377,7 @@ class WorklistPanel(QWidget):
     def close(self) -> bool:
         self.cancel_batch()
         self.prefetcher.close()
+        gc.unfreeze()  # what froze with the cohort can be collected again
         return super().close()
 
 

@@ -118,3 +118,54 @@ def test_keys_switch_planes_and_shift_click_moves_every_panel(make_grid, qtbot):
     # the axial plane now passes through the clicked point: its z is the crosshair's
     assert grid.model("t2_post").dims.point[0] == pytest.approx(grid.model("t1_pre").dims.point[0])
     assert abs(grid.model("t2_post").dims.point[0] - expected[rows]) <= 1.5
+
+
+def test_reading_mouse_works_in_every_plane(make_grid, qtbot):
+    """Wheel = one slice through the plane's own axis, Ctrl+wheel = zoom about the cursor (the
+    point under it stays put, whatever the camera's orientation), right-drag = this panel's
+    window only: in coronal and sagittal as in axial."""
+    from qtpy.QtCore import QPoint, QPointF
+    from qtpy.QtGui import QWheelEvent
+    from qtpy.QtWidgets import QApplication
+    from test_qt_mri_reading import _mouse, _move_until, _wheel
+
+    from napari_harm3._qt.reading_mouse import ZOOM_PER_NOTCH
+
+    def ctrl_wheel_at(widget, x, y):
+        at = QPointF(x, y)
+        QApplication.sendEvent(widget, QWheelEvent(at, QPointF(widget.mapToGlobal(at)), QPoint(0, 0), QPoint(0, 120),
+                                                   Qt.MouseButton.NoButton, Qt.KeyboardModifier.ControlModifier,
+                                                   Qt.ScrollPhase.NoScrollPhase, False))
+
+    grid = make_grid()
+    qtbot.waitUntil(lambda: all(grid.qt_viewer(k).canvas.native.isVisible() for k in VARIANT_OF), timeout=5000)
+    native = grid.qt_viewer("t1_pre").canvas.native
+    model, other = grid.model("t1_pre"), grid.model("t2_post")
+    volume = grid.panels["t1_pre"].volume_layer
+
+    def read_in(plane: str) -> None:
+        grid.planes.set_plane(plane)
+        axis = dims_order(plane)[0]
+        step = model.dims.current_step[axis]
+        _wheel(native, 1)
+        qtbot.waitUntil(lambda: model.dims.current_step[axis] == step + 1, timeout=5000)
+        assert other.dims.point[axis] == pytest.approx(model.dims.point[axis])  # linked
+        x, y = native.width() * 0.6, native.height() * 0.4
+        at_centre = tuple(model.cursor.position)  # the wheel's, at the canvas centre
+        _move_until(qtbot, native, x, y, lambda: tuple(model.cursor.position) != at_centre)
+        under, zoom = tuple(model.cursor.position), model.scene.camera.zoom
+        ctrl_wheel_at(native, x, y)
+        qtbot.waitUntil(lambda: model.scene.camera.zoom != pytest.approx(zoom), timeout=5000)
+        assert model.dims.current_step[axis] == step + 1  # Ctrl+wheel does not slice
+        _move_until(qtbot, native, x + 1, y, lambda: tuple(model.cursor.position) != under)
+        _move_until(qtbot, native, x, y, lambda: np.allclose(model.cursor.position, under, atol=1.0))
+        start, theirs = tuple(volume.contrast_limits), tuple(grid.panels["t2_post"].volume_layer.contrast_limits)
+        _mouse(native, "press", x, y, right=True)
+        _move_until(qtbot, native, x + 40, y, lambda: tuple(volume.contrast_limits) != start, right=True)
+        _mouse(native, "release", x + 40, y, right=True)
+        assert volume.contrast_limits[1] - volume.contrast_limits[0] > start[1] - start[0]
+        assert tuple(grid.panels["t2_post"].volume_layer.contrast_limits) == pytest.approx(theirs)
+        assert model.scene.camera.zoom == pytest.approx(zoom * ZOOM_PER_NOTCH)
+
+    for plane in ("coronal", "sagittal"):
+        read_in(plane)

@@ -26,7 +26,7 @@ from typing import Sequence
 import numpy as np
 from napari.components import ViewerModel
 from napari.qt import QtViewer
-from qtpy.QtCore import Signal
+from qtpy.QtCore import QCoreApplication, QEvent, Signal
 from qtpy.QtWidgets import (
     QComboBox,
     QFrame,
@@ -41,6 +41,7 @@ from ..core.mri import windowing
 from ..core.vocabulary import SEQUENCES
 from .images import save_png
 from .linking import ViewerLink
+from .orientation_labels import fit_clear_of_letters
 from .planes import GridPlanes
 from .reading_panel import install_reading_aids
 
@@ -177,8 +178,8 @@ class MriGrid(QWidget):
         panel.preset.blockSignals(False)
         if "contrast_limits" not in kwargs:
             self._on_preset(key, preset)
+        self.planes.volume_shown(key, layer)  # plane and letters first: the fit keeps clear of them
         self._after_content_change(panel)
-        self.planes.volume_shown(key, layer)
         self.volume_set.emit(key)
         return layer
 
@@ -255,16 +256,19 @@ class MriGrid(QWidget):
         if reset:
             leader = next((p for p in self.panels.values() if p.volume_layer is not None), panel)
             if leader is panel:
-                panel.model.reset_view()
+                fit_clear_of_letters(panel.model)
             self.link.sync_from(leader.model)
 
     def reset_view(self) -> None:
-        """Fit the union of all volumes into the panels (same zoom for all)."""
+        """Fit the union of all volumes into the panels (same zoom for all), clear of the edge letters."""
         filled = [p for p in self.panels.values() if p.volume_layer is not None]
         if not filled:
             return
+        # fit the canvases' settled sizes: a plane switch swaps napari's slice sliders, and the
+        # panel's slider row is one slider taller until the layouts have run
+        QCoreApplication.sendPostedEvents(None, QEvent.Type.LayoutRequest.value)
         leader = max(filled, key=lambda p: float(np.prod(np.ptp(p.volume_layer.extent.world, axis=0)[-2:])))
-        leader.model.reset_view()
+        fit_clear_of_letters(leader.model)
         self.link.sync_from(leader.model)
 
     # -- pictures ---------------------------------------------------------------------

@@ -26,6 +26,7 @@ from ..core.report.write import report_paths
 from ..core.vocabulary import ANALYSIS_TITLES
 from .case_panel import CasePanel
 from .dicom_export_box import DicomExportBox
+from .draw_mask_box import install_draw_mask_box
 from .mask_legend import install_mask_legend
 from .model_picker import ModelPicker
 from .overlay_controls import OverlayControls
@@ -362,6 +363,7 @@ def install_workflow(case_panel, zoo=None) -> WorkflowPanel:
     """Add the "Models" tab (and the "PACS" tab) to ``case_panel``; returns the Models tab (also as
     ``case_panel.workflow``; the PACS tab is ``case_panel.pacs``) and the mask legend to the Case tab."""
     install_mask_legend(case_panel)
+    install_draw_mask_box(case_panel)  # paint a tumour mask in a panel, measure it
     panel = WorkflowPanel(case_panel.viewer, case_panel, zoo=zoo)
     case_panel.add_tab(panel, "Models")
     case_panel.workflow = panel

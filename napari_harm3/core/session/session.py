@@ -18,7 +18,7 @@ Events (psygnal): ``case_opened(OpenedCase)``, ``case_closed(CaseRef)``,
 ``scale_changed(SlideScale)``, ``prediction_changed(analysis, prediction | None)``,
 ``run_started(PredictionRun)``, ``run_ended(PredictionRun, outcome)`` with outcome one of
 ``"done"``, ``"cancelled"``, ``"discarded"`` (the case changed), ``"failed: <message>"``, and
-``report_written((pdf, json))``.
+``report_written((pdf, json))``, ``masks_changed(CaseRef)`` (a mask drawn in the viewer).
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from ..models.registry import select_model
 from ..models.zoo import ModelFolder
 from ..progress import ProgressFn
 from ..vocabulary import ANALYSES
+from ..mri.drawn_mask import drawn_mask
 from ..mri.tumour_response import TumourResponseReport, case_tumour_response
 from . import dicom_results, reporting
 from .case_data import MPP_FROM_USER, OpenedCase, SlideScale, open_case_data
@@ -66,6 +67,7 @@ class CaseSession:
     run_started = Signal(object)
     run_ended = Signal(object, str)
     report_written = Signal(object)
+    masks_changed = Signal(object)
 
     def __init__(self, zoo=None, device: str = "auto"):
         self.zoo = zoo
@@ -272,6 +274,21 @@ class CaseSession:
         if self._response is None:
             self._response = case_tumour_response(self._opened.volumes)
         return self._response
+
+    def set_drawn_mask(self, sequence: str, labels, grid_affine, case_ref=None):
+        """The tumour mask the user painted on ``sequence``'s panel (``labels`` on the display grid
+        ``grid_affine``) replaces that sequence's mask: the tumour response, the report and the
+        DICOM segmentation use it, its origin "drawn". ``case_ref``: the case it was drawn on
+        (refused when another case is open). Returns the new tumour response."""
+        if self._opened is None or (case_ref is not None and case_ref != self._opened.ref):
+            raise Harm3Error("the mask was drawn on a case that is no longer open")
+        volumes = self._opened.volumes
+        if sequence not in volumes.volumes:
+            raise Harm3Error(f"the case has no {sequence} volume to draw a mask on")
+        volumes.masks[sequence] = drawn_mask(labels, grid_affine, volumes.volumes[sequence])
+        self._response = None
+        self.masks_changed.emit(self._opened.ref)
+        return self.tumour_response()
 
     # -- report -----------------------------------------------------------------------------
     def report(self, notes=(), progress: ProgressFn | None = None):

@@ -62,7 +62,7 @@ def world(tmp_path_factory, pacs):
 
 
 #: the commands run by test_every_documented_command_runs_on_a_fresh_case (its recipes' keys)
-RUN_HERE = ("harm3 view CASE_OR_FILES…", "harm3 info PATH…", "harm3 synth", "harm3 validate CASE_OR_COHORT",
+RUN_HERE = ("harm3 view CASE_OR_FILES…", "harm3 view COHORT", "harm3 info PATH…", "harm3 synth", "harm3 validate CASE_OR_COHORT",
             "harm3 register FIXED MOVING", "harm3 align CASE_OR_COHORT", "harm3 patch SLIDE…", "harm3 extract SLIDE…",
             "harm3 pcr MODEL_DIR CASE", "harm3 survival MODEL_DIR", "harm3 predict COHORT", "harm3 report CASE",
             "harm3 report COHORT", "harm3 export-dicom CASE", "harm3 pacs find", "harm3 pacs get STUDY_UID",
@@ -77,6 +77,7 @@ def _recipes(w, tmp: Path):
     slide = str(Path(w["rich"]) / "slide" / "biopsy.tiff")
     return {
         "harm3 view CASE_OR_FILES…": (["__subprocess__", "view", case, "--screenshots", str(tmp / "shots")], {0}),
+        "harm3 view COHORT": (["__subprocess__", "view", cohort, "--screenshots", str(tmp / "cohort-shots")], {0}),
         "harm3 info PATH…": (["info", str(Path(case) / "mri" / "t1_pre.nii.gz"), slide], {0}),
         "harm3 synth": (["synth", "--n", "1", "--seed", "5", "--out", str(tmp / "synth")], {0}),
         "harm3 validate CASE_OR_COHORT": (["validate", cohort], {0}),

@@ -25,8 +25,9 @@ WINDOW_SIZE = (1800, 1100)
 
 
 def open_case_window(source=None, files: Optional[dict] = None, mpp: Optional[float] = None,
-                     show: bool = True, title: str = "napari-harm3"):
-    """A napari viewer with the case panel docked, reading ``source`` (manifest) or ``files``.
+                     show: bool = True, title: str = "napari-harm3", cohort=None):
+    """A napari viewer with the case panel docked, reading ``source`` (manifest) or ``files``, or
+    ``cohort`` in the Worklist tab (its first case in the table's order opened).
 
     Returns ``(viewer, panel)``; the case arrives asynchronously (see :func:`wait_for_case`).
     """
@@ -49,6 +50,8 @@ def open_case_window(source=None, files: Optional[dict] = None, mpp: Optional[fl
         panel.open_case(source)
     elif files:
         panel.open_files(files, slide_mpp=mpp)
+    elif cohort is not None and panel.worklist.open_cohort(cohort):
+        panel.worklist.next_case()
     return viewer, panel
 
 
@@ -122,7 +125,7 @@ def preload_torch() -> None:
             pass
 
 
-def run_case_window(manifest=None, files=None, mpp=None, out=None, headless=False, steps=()) -> int:
+def run_case_window(manifest=None, files=None, mpp=None, out=None, headless=False, steps=(), cohort=None) -> int:
     """Open the case in napari (``harm3 demo`` / ``harm3 view``); headless: run the steps, write
     screenshots into ``out`` and close. Returns the exit status."""
     import napari
@@ -130,7 +133,7 @@ def run_case_window(manifest=None, files=None, mpp=None, out=None, headless=Fals
     # torch/torchvision imported after napari has an OpenGL context crash the process here
     # (SIGSEGV in their shared libraries), so the model tab's libraries are loaded first
     preload_torch()
-    viewer, panel = open_case_window(manifest, files=files, mpp=mpp, show=True)
+    viewer, panel = open_case_window(manifest, files=files, mpp=mpp, show=True, cohort=cohort)
     try:
         layers = wait_for_case(panel)
         print(f"harm3: case {layers.case_id} shown: {', '.join(layers.volumes) or 'no MRI'}"

@@ -1,7 +1,8 @@
 """harm3 view CASE_OR_FILES... [--mpp X]: open a case (or loose files) in the linked viewers.
 
 One argument that is a case manifest (``case.yaml``, ``*.harm3.yaml``/``.json``) or a case
-folder opens that case. Otherwise each file is assigned by a ``KEY=PATH`` prefix
+folder opens that case; one that is a cohort (its ``cohort.csv``, a folder holding one, or a
+folder of case folders) opens the Worklist tab on it and its first case. Otherwise each file is assigned by a ``KEY=PATH`` prefix
 (``t1_pre=``, ``t1_post=``, ``t2_pre=``, ``t2_post=``, ``mask=``, ``slide=``); a bare path is an
 MRI volume (filling T1-pre, T1-post, T2-pre, T2-post in order) unless it looks like a slide.
 ``--mpp`` gives a slide without microns-per-pixel its value. ``--screenshots DIR`` writes the
@@ -13,7 +14,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..cohort.worklist import open_worklist
 from ..errors import Harm3Error
+from ..io.cohort import is_cohort_path
 from ..vocabulary import MANIFEST_NAMES, SEQUENCES
 
 FILE_KEYS = SEQUENCES + ("mask", "slide")
@@ -25,7 +28,8 @@ def register(subparsers) -> None:
         "view", help="open a case or files in the linked MRI grid and the slide viewer",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("paths", nargs="+", metavar="CASE_OR_FILES",
-                        help="a case manifest/folder, or files as KEY=PATH (keys: " + ", ".join(FILE_KEYS) + ")")
+                        help="a case manifest/folder, a cohort (cohort.csv or a folder of cases), or files as KEY=PATH "
+                             "(keys: " + ", ".join(FILE_KEYS) + ")")
     parser.add_argument("--mpp", type=float, default=None, help="µm per pixel of a slide whose metadata lacks it")
     parser.add_argument("--screenshots", type=Path, default=None, metavar="DIR",
                         help="write screenshots to DIR and exit")
@@ -37,6 +41,15 @@ def _looks_like_case(path: Path) -> bool:
     if path.is_dir():
         return any((path / n).is_file() for n in MANIFEST_NAMES)
     return name in MANIFEST_NAMES or name.endswith((".harm3.yaml", ".harm3.yml", ".harm3.json"))
+
+
+def looks_like_cohort(path: Path) -> bool:
+    """A cohort table, a folder holding one, or a folder whose sub-folders are cases."""
+    if _looks_like_case(path):
+        return False
+    if is_cohort_path(path) and (path.is_dir() or path.is_file()):
+        return True
+    return path.is_dir() and any(child.is_dir() and _looks_like_case(child) for child in path.iterdir())
 
 
 def plan(paths, mpp=None) -> tuple[Path | None, dict]:
@@ -73,6 +86,11 @@ def plan(paths, mpp=None) -> tuple[Path | None, dict]:
 def run(args) -> int:
     from ... import launcher  # lazy: the CLI's one upward edge (the launcher starts Qt)
 
-    manifest, files = plan(args.paths, args.mpp)
     out = args.screenshots
+    if len(args.paths) == 1 and "=" not in args.paths[0] and looks_like_cohort(Path(args.paths[0])):
+        worklist = open_worklist(args.paths[0])  # a bad table is one line here, before Qt starts
+        if not any(row.openable for row in worklist.rows):
+            raise Harm3Error(f"{args.paths[0]}: no case of the cohort can be opened")
+        return launcher.open_viewer(mpp=args.mpp, out=out, headless=out is not None, cohort=Path(args.paths[0]))
+    manifest, files = plan(args.paths, args.mpp)
     return launcher.open_viewer(manifest, files=files, mpp=args.mpp, out=out, headless=out is not None)

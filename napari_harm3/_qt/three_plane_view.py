@@ -36,17 +36,35 @@ EMPTY_TEXT = "no MRI volume in this case"
 class PlaneCanvas:
     """One plane's canvas (what :class:`~.crosshair.Crosshair` calls a panel)."""
 
-    def __init__(self, plane: str, parent: QWidget):
+    def __init__(self, plane: str):
         self.key = plane
         self.model = ViewerModel(title=plane, axis_labels=("z", "y", "x"))
         text = self.model.canvas.overlays.text
         text.text, text.visible, text.font_size, text.color = plane.capitalize(), True, 12, "yellow"
         text.position = "top_left"
         add_edge_overlays(self.model)
-        self.qt_viewer = QtViewer(self.model, parent=parent)
+        self.qt_viewer = QtViewer(self.model)
         self.qt_viewer.setObjectName(f"harm3_three_plane_{plane}")
         self.volume_layer = None
+        self._fitted_view = None  # (center, zoom) after the last fit: the user has not moved it since
         install_reading_mouse(self.model, lambda: self.volume_layer)
+        self.model.canvas.events.size.connect(self._on_canvas_size)
+
+    def fit(self) -> None:
+        """Fit the volume into the canvas, clear of the letters."""
+        if self.volume_layer is None:
+            return
+        fit_clear_of_letters(self.model)
+        camera = self.model.scene.camera
+        self._fitted_view = (tuple(camera.center), float(camera.zoom))
+
+    def _on_canvas_size(self, event=None) -> None:
+        """The canvas got its size (laid out after it was made, or resized): fit again, unless
+        the user has panned or zoomed since the last fit."""
+        camera = self.model.scene.camera
+        if self._fitted_view is not None and np.allclose(self._fitted_view[0], camera.center) \
+                and np.isclose(self._fitted_view[1], camera.zoom):
+            self.fit()
 
     def show_plane(self) -> None:
         view = plane_views(self.model.dims.ndim)[self.key]
@@ -107,7 +125,7 @@ class ThreePlaneView(QWidget):
         if self.built:
             return
         for plane in PLANES:
-            canvas = PlaneCanvas(plane, self)
+            canvas = PlaneCanvas(plane)
             self.panels[plane] = canvas
             self.canvas_row.addWidget(canvas.qt_viewer, 1)
             emitter = canvas.model.dims.events.point
@@ -179,6 +197,7 @@ class ThreePlaneView(QWidget):
         self._source = None
         for canvas in self.panels.values():
             canvas.volume_layer = None
+            canvas._fitted_view = None
             if len(canvas.model.layers):
                 canvas.model.layers.clear()
             show_plane_letters(canvas.model, None)
@@ -210,7 +229,7 @@ class ThreePlaneView(QWidget):
         first = next(iter(self.panels.values()))
         self.move_to(start, first.key)
         for canvas in self.panels.values():
-            fit_clear_of_letters(canvas.model)
+            canvas.fit()
         self.crosshair.show(True)
 
     def move_to(self, world, plane: str | None = None) -> None:

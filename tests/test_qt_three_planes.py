@@ -13,7 +13,12 @@ from test_orientation_planes import IN_PLANE, OPPOSITE, marker_sides
 from test_qt_mri_reading import _wheel
 from test_qt_planes import grey_bright
 
-from napari_harm3.core.mri.orientation import DISPLAYED_AXES, PLANES, dims_order, plane_letters
+from napari_harm3.core.mri.orientation import (
+    DISPLAYED_AXES,
+    PLANES,
+    dims_order,
+    plane_letters,
+)
 from napari_harm3.core.synth.orientation_phantom import MARKERS, orientation_phantom
 
 pytestmark = pytest.mark.gui
@@ -114,11 +119,23 @@ def test_three_planes_of_one_volume_linked_by_the_world_point(make_views, qtbot)
     qtbot.waitUntil(lambda: axial.dims.current_step[0] == step + 1, timeout=5000)
     assert coronal.dims.point[0] == pytest.approx(axial.dims.point[0])
 
+    # a mask added to the T1-pre panel shows in the three planes, on the same array, and goes with it
+    mask = np.zeros(source.data.shape, dtype=np.int32)
+    mask[2:4, 5:9, 5:9] = 1
+    added = grid.add_overlay("t1_pre", mask, kind="labels", name="tumour")
+    assert all(any(layer.data is added.data for layer in c.model.layers) for c in view.panels.values())
+    grid.layers("t1_pre").remove(added)
+    assert not any(layer.data is added.data for c in view.panels.values() for layer in c.model.layers)
+
     # another volume, then a case switch: nothing of the previous case stays
     view.choose("t2_pre")
     assert view.panels["axial"].volume_layer.data is grid.panels["t2_pre"].volume_layer.data
+    previous = [grid.panels[k].volume_layer.data for k in ("t1_pre", "t2_pre")]
     grid.clear()
-    assert all(len(c.model.layers) == 0 for c in view.panels.values()) and view.selector.count() == 0
+    assert view.selector.count() == 0
+    for canvas in view.panels.values():
+        assert canvas.volume_layer is None and edge_texts(canvas.model) == dict.fromkeys(plane_letters("axial"), "")
+        assert not any(layer.data is old for layer in canvas.model.layers for old in previous)
     fresh = orientation_phantom("axial flipped")
     with qtbot.waitSignal(grid.volume_set, timeout=5000):
         grid.set_volume("t1_post", fresh.data, affine=fresh.affine, name="t1_post")

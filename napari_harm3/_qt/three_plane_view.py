@@ -21,16 +21,31 @@ from napari.components import ViewerModel
 from napari.layers import Image, Labels
 from napari.qt import QtViewer
 from qtpy.QtCore import QCoreApplication, QEvent
-from qtpy.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QVBoxLayout,
+    QWidget,
+)
 
 from ..core.mri.orientation import PLANES, plane_views, start_point
 from ..core.vocabulary import REFERENCE_SEQUENCE
 from .crosshair import CROSSHAIR, Crosshair
-from .orientation_labels import add_edge_overlays, fit_clear_of_letters, show_plane_letters
+from .orientation_labels import (
+    add_edge_overlays,
+    fit_clear_of_letters,
+    show_plane_letters,
+)
 from .reading_mouse import install_reading_mouse
 
 TAB_TITLE = "3 planes"
 EMPTY_TEXT = "no MRI volume in this case"
+#: metadata key of a layer here: ``id()`` of the grid layer whose array it shows
+SOURCE_KEY = "harm3_three_plane_of"
+#: what an emptied canvas's volume layer holds: nothing of a case
+PLACEHOLDER = np.zeros((1, 1, 1), dtype=np.float32)
 
 
 class PlaneCanvas:
@@ -46,6 +61,7 @@ class PlaneCanvas:
         self.qt_viewer = QtViewer(self.model)
         self.qt_viewer.setObjectName(f"harm3_three_plane_{plane}")
         self.volume_layer = None
+        self._slot = None  # the volume layer, kept between volumes (see show_volume)
         self._fitted_view = None  # (center, zoom) after the last fit: the user has not moved it since
         install_reading_mouse(self.model, lambda: self.volume_layer)
         self.model.canvas.events.size.connect(self._on_canvas_size)
@@ -65,6 +81,48 @@ class PlaneCanvas:
         if self._fitted_view is not None and np.allclose(self._fitted_view[0], camera.center) \
                 and np.isclose(self._fitted_view[1], camera.zoom):
             self.fit()
+
+    def show_volume(self, source, extras=()) -> None:
+        """Show grid layer ``source`` (and layers ``extras``) here, on their own arrays."""
+        slot = self._slot
+        if slot is None or slot not in self.model.layers:
+            slot = self._slot = self.model.add_layer(_shared_copy(source))
+        else:  # the layer stays (removing one costs napari a full garbage collection): new data
+            slot.data = source.data
+            slot.affine = source.affine.affine_matrix
+            _restyle(slot, source)
+        slot.visible = True
+        self.volume_layer = slot
+        for layer in extras:
+            self.add_extra(layer)
+        self.model.layers.selection.active = slot
+        self.show_plane()
+
+    def add_extra(self, layer) -> None:
+        """Show grid layer ``layer`` (a mask or a map) over the volume, on its own array."""
+        self.model.add_layer(_shared_copy(layer))
+        self.model.layers.selection.active = self.volume_layer
+
+    def remove_extra(self, layer) -> None:
+        """Stop showing grid layer ``layer``."""
+        for copy in [c for c in self.model.layers if c.metadata.get(SOURCE_KEY) == id(layer)]:
+            self.model.layers.remove(copy)
+
+    def empty(self) -> None:
+        """Let go of the shown data: the volume layer keeps a one-voxel placeholder, hidden."""
+        layers = self.model.layers
+        extras = [layer for layer in layers if layer is not self._slot and layer.metadata.get("harm3_kind") != CROSSHAIR]
+        if extras:
+            with layers.batched_update():  # one scene-graph clean-up for all of them
+                for layer in extras:
+                    layers.remove(layer)
+        if self._slot is not None:
+            self._slot.visible = False
+            self._slot.data = PLACEHOLDER
+            self._slot.affine = np.eye(4)
+        self.volume_layer = None
+        self._fitted_view = None
+        show_plane_letters(self.model, None)
 
     def show_plane(self) -> None:
         view = plane_views(self.model.dims.ndim)[self.key]
@@ -110,9 +168,10 @@ class ThreePlaneView(QWidget):
 
         grid.volume_set.connect(self._on_volume_set)
         for panel in grid.panels.values():
-            emitter = panel.model.layers.events.removed
-            emitter.connect(self._on_grid_layer_removed)
-            self._connections.append((emitter, self._on_grid_layer_removed))
+            for emitter, callback in ((panel.model.layers.events.removed, self._on_grid_layer_removed),
+                                      (panel.model.layers.events.inserted, self._on_grid_layer_inserted)):
+                emitter.connect(callback)
+                self._connections.append((emitter, callback))
         self.refresh_selector()
 
     # -- building ---------------------------------------------------------------------
@@ -178,7 +237,21 @@ class ThreePlaneView(QWidget):
         if key == self.shown_key or self._source is None:
             self.reload()
 
+    def _extra_of_shown(self, layer) -> bool:
+        panel = self.grid.panels.get(self.shown_key) if self.shown_key else None
+        return (self._source is not None and panel is not None and layer is not self._source
+                and layer in panel.model.layers and _shareable(layer))
+
+    def _on_grid_layer_inserted(self, event) -> None:
+        """A mask or map added to the shown panel (a model's result, a drawn mask): here too."""
+        if self.overlays.isChecked() and self._extra_of_shown(event.value):
+            for canvas in self.panels.values():
+                canvas.add_extra(event.value)
+
     def _on_grid_layer_removed(self, event) -> None:
+        if self._source is not None and event.value is not self._source:
+            for canvas in self.panels.values():
+                canvas.remove_extra(event.value)
         if self._source is not None and event.value is self._source:
             self.clear()  # the case switches: nothing of it stays here
         if any(event.value is p.volume_layer for p in self.grid.panels.values()):
@@ -196,11 +269,7 @@ class ThreePlaneView(QWidget):
             self._source.events.affine.disconnect(self._on_source_changed)
         self._source = None
         for canvas in self.panels.values():
-            canvas.volume_layer = None
-            canvas._fitted_view = None
-            if len(canvas.model.layers):
-                canvas.model.layers.clear()
-            show_plane_letters(canvas.model, None)
+            canvas.empty()
         self.status.setText(EMPTY_TEXT)
 
     def reload(self) -> None:
@@ -218,12 +287,7 @@ class ThreePlaneView(QWidget):
         extras = [layer for layer in panel.model.layers if layer is not source and _shareable(layer)]
         start = start_point(source.affine.affine_matrix, source.data.shape, panel.model.dims.point)
         for canvas in self.panels.values():
-            canvas.volume_layer = canvas.model.add_layer(_shared_copy(source))
-            if self.overlays.isChecked():
-                for layer in extras:
-                    canvas.model.add_layer(_shared_copy(layer))
-            canvas.model.layers.selection.active = canvas.volume_layer
-            canvas.show_plane()
+            canvas.show_volume(source, extras if self.overlays.isChecked() else [])
         self.status.setText(f"{panel.model.title}: Shift-click or wheel in one plane moves the others")
         QCoreApplication.sendPostedEvents(None, QEvent.Type.LayoutRequest.value)  # settled canvas sizes
         first = next(iter(self.panels.values()))
@@ -288,11 +352,19 @@ def _shareable(layer) -> bool:
     return isinstance(layer, (Image, Labels)) and layer.metadata.get("harm3_kind") != CROSSHAIR
 
 
+def _restyle(target, source) -> None:
+    target.name, target.opacity, target.blending = source.name, source.opacity, source.blending
+    target.colormap = source.colormap
+    target.contrast_limits_range = tuple(source.contrast_limits_range)
+    target.contrast_limits = tuple(source.contrast_limits)
+    target.metadata = {**source.metadata, SOURCE_KEY: id(source)}
+
+
 def _shared_copy(layer):
     """A new layer of the same kind on the same data array (napari keeps arrays as given)."""
     kwargs = {"affine": layer.affine.affine_matrix, "name": layer.name, "opacity": layer.opacity,
               "blending": layer.blending, "visible": layer.visible, "units": "mm",
-              "metadata": {**layer.metadata, "harm3_three_plane_of": layer.name}}
+              "metadata": {**layer.metadata, SOURCE_KEY: id(layer)}}
     if isinstance(layer, Labels):
         return Labels(layer.data, **kwargs)
     image = Image(layer.data, colormap=layer.colormap, contrast_limits=tuple(layer.contrast_limits), **kwargs)

@@ -26,6 +26,8 @@ from napari_harm3.core.mri.orientation import (
     plane_image,
     plane_letters,
     plane_of_order,
+    plane_views,
+    start_point,
 )
 from napari_harm3.core.mri.reslice import (
     AS_IS,
@@ -220,3 +222,17 @@ def test_case_volumes_for_display_reslice_other_planes_onto_the_reference():
     for plane in PLANES:
         check_sides(plane_image(shown.volumes["t2_pre"].data, t1.affine, plane, (0, 0, 0)), plane,
                     plane_letters(plane), 500)
+
+
+def test_three_plane_layout_and_its_start_point():
+    views = plane_views()
+    assert list(views) == list(PLANES)
+    for plane, view in views.items():
+        assert view["dims_order"] == dims_order(plane) and view["letters"] == plane_letters(plane)
+    assert views["coronal"]["orientation2d"] == ("up", "right")
+    affine = np.diag([3.0, 2.0, 2.0, 1.0])
+    affine[:3, 3] = (-30.0, -40.0, -40.0)           # voxel centres z -30..27, y and x -40..38
+    shape = (20, 40, 40)
+    assert start_point(affine, shape, (0.0, 5.0, -7.0)) == (0.0, 5.0, -7.0)   # inside: where the grid reads
+    assert start_point(affine, shape, (0.0, 5.0, 60.0)) == (-1.5, -1.0, -1.0)  # outside: the centre
+    assert start_point(affine, shape, (5.0, 0.0, 0.0, 0.0))[0] == 0.0           # leading axes ignored

@@ -1,9 +1,10 @@
 """Where the MRI grid sits in the napari window: the main area, the slide one tab away.
 
 The napari window's main area (its central widget: the canvas of the napari viewer, which
-shows the slide) becomes a tab pair ``MRI (linked) | Slide``. With a case open the MRI grid
+shows the slide) becomes the tabs ``MRI (linked) | 3 planes | Slide``. With a case open the MRI grid
 has the tab, so the four panels share the window's width instead of a dock column; the
-slide is one click away (its tab), and back.
+slide is one click away (its tab), and back. "3 planes" shows one chosen volume of the grid in
+axial, coronal and sagittal side by side (:mod:`.three_plane_view`; built when first shown).
 
 napari's own layer list and layer controls belong to the slide viewer: they are hidden while
 the MRI tab is shown (each MRI panel has its own controls) and come back with the slide tab,
@@ -18,6 +19,9 @@ from __future__ import annotations
 from qtpy.QtCore import Qt, QTimer
 from qtpy.QtWidgets import QDockWidget, QMainWindow, QTabWidget, QWidget
 
+from .three_plane_view import TAB_TITLE as THREE_PLANES_TAB
+from .three_plane_view import ThreePlaneView
+
 MRI_TAB = "MRI (linked)"
 SLIDE_TAB = "Slide"
 #: napari's docks of its own viewer (the slide's), hidden behind the MRI tab
@@ -27,7 +31,7 @@ SIDE_FRACTION, SIDE_MIN_PX, SIDE_MAX_PX = 0.24, 360, 460
 
 
 class CaseViews(QTabWidget):
-    """The main area: the MRI grid and napari's slide canvas as two tabs."""
+    """The main area: the MRI grid, the three planes of one volume and napari's slide canvas as tabs."""
 
     def __init__(self, grid: QWidget, slide_area: QWidget, main_window: QMainWindow):
         super().__init__(main_window)
@@ -38,7 +42,9 @@ class CaseViews(QTabWidget):
         self._main_window = main_window
         self._slide_docks_shown: dict[str, bool] = {}
         self._narrowed = False
+        self.three_planes = ThreePlaneView(grid)  # its canvases are made when the tab is first shown
         self.addTab(grid, MRI_TAB)
+        self.addTab(self.three_planes, THREE_PLANES_TAB)
         self.addTab(slide_area, SLIDE_TAB)
         self.currentChanged.connect(self._on_tab)
 
@@ -79,6 +85,18 @@ class CaseViews(QTabWidget):
             self._narrowed = True
             QTimer.singleShot(0, self.narrow_side_docks)
 
+    def show_three_planes(self, key: str | None = None) -> None:
+        """The "3 planes" tab, showing grid panel ``key``'s volume (the current choice when None)."""
+        self.setCurrentWidget(self.three_planes)
+        self._on_tab(self.currentIndex())
+        self.three_planes.ensure_built()
+        if key is not None:
+            self.three_planes.choose(key)
+
+    def close_viewers(self) -> None:
+        """Close the three-plane canvases (the grid's are the grid's)."""
+        self.three_planes.close_viewers()
+
     def show_slide(self) -> None:
         self.setCurrentWidget(self.slide_area)
         self._on_tab(self.currentIndex())
@@ -87,7 +105,7 @@ class CaseViews(QTabWidget):
         return [d for d in self._main_window.findChildren(QDockWidget) if d.objectName() in SLIDE_DOCKS]
 
     def _on_tab(self, index: int) -> None:
-        mri = self.widget(index) is self.grid
+        mri = self.widget(index) in (self.grid, self.three_planes)
         for dock in self._slide_docks():
             if mri:
                 if dock.objectName() not in self._slide_docks_shown:

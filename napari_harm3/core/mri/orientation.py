@@ -133,3 +133,22 @@ def plane_image(data, affine, plane: str, point) -> np.ndarray:
     if horizontal == "left":
         image = image[:, ::-1]
     return image
+
+
+def plane_views(ndim: int = 3) -> dict[str, dict]:
+    """Everything a canvas needs to show each plane of the three-plane layout: napari
+    ``dims_order``, camera ``orientation2d`` and the edge ``letters``, keyed by plane."""
+    return {plane: {"dims_order": dims_order(plane, ndim), "orientation2d": SCREEN_ORIENTATION[plane],
+                    "letters": plane_letters(plane)} for plane in PLANES}
+
+
+def start_point(affine, shape, point) -> tuple[float, float, float]:
+    """Where a three-plane view of a volume (``affine`` index → world, ``shape``) starts: the
+    world ``point`` (z, y, x) the grid reads at when it lies inside the volume, else its centre."""
+    affine = np.asarray(affine, dtype=float)
+    point = np.asarray(point, dtype=float)[-3:]
+    index = np.linalg.solve(affine[:3, :3], point - affine[:3, 3])
+    if np.all(index >= -0.5) and np.all(index <= np.asarray(shape[-3:], dtype=float) - 0.5):
+        return tuple(float(v) for v in point)
+    centre = (np.asarray(shape[-3:], dtype=float) - 1) / 2
+    return tuple(float(v) for v in affine[:3, :3] @ centre + affine[:3, 3])

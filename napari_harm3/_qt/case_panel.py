@@ -63,8 +63,7 @@ def case_from_files(files: dict, case_id: str = "", slide_mpp: Optional[float] =
     if files.get("mask"):
         first = next(iter(mri), "t1_pre")
         masks[first] = str(files["mask"])
-    some = next((Path(v) for v in files.values() if v), Path.cwd())
-    root = some.parent
+    root = next((Path(v) for v in files.values() if v), Path.cwd()).parent
     return Case(case_id=case_id or root.name, root=root, mri=mri, masks=masks,
                 slide=Path(files["slide"]) if files.get("slide") else None, slide_mpp=slide_mpp)
 
@@ -214,8 +213,7 @@ class CasePanel(QTabWidget):
 
     # -- docks ------------------------------------------------------------------------
     def show_grid(self) -> None:
-        """Show the MRI grid in the window's main area, the slide one tab away (see
-        :mod:`.reading_layout`; docked where the panel is in no main window); minimap docked."""
+        """The MRI grid in the main area, the slide a tab away (:mod:`.reading_layout`; else docked)."""
         window = getattr(self.viewer, "window", None)
         if window is None:
             return
@@ -397,4 +395,6 @@ class CasePanel(QTabWidget):
             self._cancel.cancel()
         self.session.close()
         self.slide_view.minimap.disconnect_viewer()
+        if self.views is not None:
+            self.views.close_viewers()  # the "3 planes" canvases
         self.grid.close_viewers()

@@ -26,10 +26,10 @@ from napari.utils.colormaps import label_colormap
 #: keywords a layer takes after construction (set in this order, data first)
 SETTABLE = ("scale", "translate", "rotate", "shear", "affine", "units", "axis_labels", "colormap",
             "opacity", "blending", "visible", "gamma", "interpolation2d", "interpolation3d", "rendering",
-            "depiction", "iso_threshold", "attenuation")
+            "depiction", "iso_threshold", "attenuation", "contour")
 #: looks the previous case (or the user) may have changed: back to a new layer's unless given
 RESET_TO_DEFAULT = ("opacity", "blending", "visible", "gamma", "interpolation2d", "interpolation3d", "rendering",
-                    "depiction")
+                    "depiction", "contour")
 #: transforms not given: back to identity
 TRANSFORMS = ("scale", "translate", "rotate", "shear", "affine")
 #: keywords handled apart (or only checked against the layer)
@@ -90,6 +90,9 @@ def refill(layer, data, kwargs: dict, kind: str) -> bool:
             setattr(layer, name, value)
         if kind == "labels" and "colormap" not in kwargs:
             layer.colormap = label_colormap(49, LABELS_SEED, background_value=0)
+        if kind == "labels":
+            layer._reset_history()  # no undo back into the last case's mask
+        layer.mode = "pan_zoom"  # as a new layer starts (not painting into the new case)
         if kind == "image":
             _reset_contrast(layer, kwargs.get("contrast_limits"))
         layer.metadata = dict(kwargs.get("metadata") or {})

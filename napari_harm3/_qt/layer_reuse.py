@@ -87,7 +87,8 @@ def refill(layer, data, kwargs: dict, kind: str) -> bool:
                 value = defaults[name]
             else:
                 continue
-            setattr(layer, name, value)
+            if not _same(getattr(layer, name, None), value):  # each setter re-fits the viewer's dims
+                setattr(layer, name, value)
         if kind == "labels" and "colormap" not in kwargs:
             layer.colormap = label_colormap(49, LABELS_SEED, background_value=0)
         if kind == "labels":
@@ -109,6 +110,18 @@ def try_refill(layer, data, kwargs: dict, kind: str) -> bool:
         return refill(layer, data, kwargs, kind)
     except (TypeError, ValueError):
         return False
+
+
+def _same(current, value) -> bool:
+    """True when setting ``value`` would leave the layer as it is (numbers, arrays, names)."""
+    if isinstance(value, str):
+        return str(getattr(current, "name", current)) == value
+    if isinstance(value, (bool, int, float, np.ndarray, list, tuple)):
+        try:
+            return np.array_equal(np.asarray(current, dtype=float), np.asarray(value, dtype=float))
+        except (TypeError, ValueError):
+            return False
+    return False
 
 
 def _identity(name: str, ndim: int):

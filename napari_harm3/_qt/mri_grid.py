@@ -43,6 +43,7 @@ from ..core.vocabulary import SEQUENCES
 from .images import save_png
 from .layer_reuse import SpareLayers, remove_all_but, try_refill
 from .linking import ViewerLink
+from .orientation_labels import show_note, show_plane_letters
 from .planes import GridPlanes
 from .reading_panel import install_reading_aids
 
@@ -243,6 +244,7 @@ class MriGrid(QWidget):
                     mask_layers.setdefault(key, []).append(self.add_layer_data(key, layer_data))
         finally:
             self.spares.drop()
+            self._empty_unfilled()
         return mask_layers
 
     def _refill_or_add(self, panel: MriPanel, spare, data, kwargs: dict, kind: str):
@@ -265,17 +267,34 @@ class MriGrid(QWidget):
         crosshair stays, every other layer goes."""
         self.spares.drop()
         for key, panel in self.panels.items():
-            if reuse:
-                remove_all_but(panel.model.layers, self._stash(key, panel))
-            else:
-                _clear_layers(panel.model.layers)
+            if reuse:  # scale bar, letters and note stay until the panel is known empty (_empty_unfilled):
+                remove_all_but(panel.model.layers, self._stash(key, panel))  # hiding and showing
+                panel.volume_layer = None  # them again costs ~0.2 s a panel
+                continue
+            _clear_layers(panel.model.layers)
             panel.volume_layer = None
-            panel.model.canvas.overlays.scale_bar.visible = False
-            panel.preset.blockSignals(True)
-            panel.preset.clear()
-            panel.preset.setEnabled(False)
-            panel.preset.blockSignals(False)
-        self.planes.clear()
+            self._empty(panel)
+        if reuse:
+            self.planes.reference, self.planes.reference_key = None, None  # the next case's volume is it
+        else:
+            self.planes.clear()
+
+    @staticmethod
+    def _empty(panel: MriPanel) -> None:
+        panel.model.canvas.overlays.scale_bar.visible = False
+        panel.preset.blockSignals(True)
+        panel.preset.clear()
+        panel.preset.setEnabled(False)
+        panel.preset.blockSignals(False)
+
+    def _empty_unfilled(self) -> None:
+        """After :meth:`show_case`: the panels the new case left without a volume look empty."""
+        for key, panel in self.panels.items():
+            if panel.volume_layer is None:
+                self._empty(panel)
+                show_note(panel.model, "")
+                show_plane_letters(panel.model, None)
+                self.planes.crosshair.redraw(key)
 
     def _stash(self, key: str, panel: MriPanel) -> list:
         """Put ``panel``'s volume and mask layers among the spares; returns the layers to keep."""

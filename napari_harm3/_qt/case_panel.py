@@ -386,6 +386,7 @@ class CasePanel(QTabWidget):
     def close_viewers(self) -> None:
         if self._cancel is not None:
             self._cancel.cancel()
+        self.slide_view.clear()  # its layer would read the slide closed with the session at its next draw
         self.session.close()
         self.slide_view.minimap.disconnect_viewer()
         self.grid.close_viewers()

@@ -193,3 +193,52 @@ def test_real_t1_t2_dicom_on_different_grids_link_in_world_mm(make_panel, qtbot,
     auto = grid.set_window("t2_pre", "auto")
     soft = grid.set_window("t2_pre", "soft tissue")
     assert soft[0] > auto[0] and soft[1] < auto[1]
+
+
+@pytest.fixture(scope="module")
+def two_cases(tmp_path_factory):
+    from napari_harm3.core.synth.cohort import make_cohort
+
+    folder = tmp_path_factory.mktemp("layer_reuse")
+    make_cohort(folder, 2, seed=5, slide_size=(1024, 1024))
+    return folder / "SYN-0001" / "case.yaml", folder / "SYN-0002" / "case.yaml"
+
+
+def test_next_case_reuses_the_layers_shows_its_data_and_no_old_overlay(make_panel, two_cases):
+    """Issue 13: the next case goes into the last case's volume, mask and slide layers (the same
+    objects: no new vispy visuals); it shows its own data, and nothing of the last case's overlays."""
+    from napari_harm3._layers import case_layer_data
+    from napari_harm3.core.session import open_case_data
+
+    viewer, panel = make_panel()
+    case_a, case_b = (case_layer_data(open_case_data(m)) for m in two_cases)
+    panel.show_case(case_a)
+    grid = panel.grid
+    volumes = {k: p.volume_layer for k, p in grid.panels.items()}
+    masks = {k: list(v) for k, v in panel.mask_layers.items()}
+    slide = panel.slide_view.layer
+    assert all(volumes.values()) and masks and slide is not None
+    grid.set_window("t1_pre", "soft tissue")
+    grid.panels["t1_pre"].volume_layer.opacity = 0.3  # the user's change: not carried to the next case
+    grid.add_overlay("t1_pre", np.ones(volumes["t1_pre"].data.shape, np.float32), name="A's map",
+                     metadata={"harm3_kind": "gradcam", "harm3_case": "A"})
+    panel.show_case(case_b)
+    for key, panel_ in grid.panels.items():
+        layer = panel_.volume_layer
+        assert layer is volumes[key]  # reused
+        data, kwargs, _ = case_b.volumes[key]
+        assert np.array_equal(np.asarray(layer.data), np.asarray(data))
+        assert layer.metadata["volume_source"] == kwargs["metadata"]["volume_source"] != ""
+        assert "harm3_window" not in layer.metadata  # A's "soft tissue" is gone: B's own window
+        assert tuple(layer.contrast_limits) == pytest.approx(tuple(kwargs["contrast_limits"]))
+        assert layer.opacity == 1.0 and layer.name == kwargs["name"]
+        assert np.allclose(layer.affine.affine_matrix, np.asarray(kwargs["affine"], dtype=float))
+        assert not [l for l in grid.layers(key) if l.metadata.get("harm3_case") == "A" or l.name == "A's map"]
+    for key, layers in panel.mask_layers.items():
+        assert [id(l) for l in layers] == [id(l) for l in masks.get(key, [])]
+        assert all(layer in grid.layers(key) for layer in layers)
+        wanted = np.asarray(case_b.masks[key][0][0])
+        assert np.array_equal(np.asarray(layers[0].data), wanted.astype(np.int32))
+    assert panel.slide_view.layer is slide and slide in viewer.layers
+    assert slide.metadata["slide_path"] == case_b.slide[1]["metadata"]["slide_path"] != case_a.slide[1]["metadata"]["slide_path"]
+    assert panel.case_id_label.text() == case_b.case_id

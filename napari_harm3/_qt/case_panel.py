@@ -334,17 +334,8 @@ class CasePanel(QTabWidget):
         """Make the read case the session's and put it into the viewers (GUI thread)."""
         self.session.show(layers.opened, tumour_response=layers.tumour_response)
         self.case_layers = layers
-        self.grid.clear()
-        self.mask_layers = {}
-        for seq, layer_data in layers.volumes.items():
-            if seq in self.grid.panels:
-                self.grid.add_layer_data(seq, layer_data)
-        for seq, masks in layers.masks.items():
-            # a mask carries its own affine: into its sequence's panel (the first panel when
-            # that sequence has no volume), lined up in world mm with the volume there
-            key = seq if seq in self.grid.panels else next(iter(self.grid.panels))
-            for layer_data in masks:
-                self.mask_layers.setdefault(key, []).append(self.grid.add_layer_data(key, layer_data))
+        # the last case's volume / mask / slide layers take this case's data; its overlays go
+        self.mask_layers = self.grid.show_case(layers.volumes, layers.masks)
         self.show_grid()
         if not layers.volumes and layers.slide is not None:
             self.show_slide()
@@ -393,6 +384,7 @@ class CasePanel(QTabWidget):
     def close_viewers(self) -> None:
         if self._cancel is not None:
             self._cancel.cancel()
+        self.slide_view.clear()  # its layer would read the slide closed with the session at its next draw
         self.session.close()
         self.slide_view.minimap.disconnect_viewer()
         if self.views is not None:

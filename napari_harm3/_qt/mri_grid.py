@@ -25,6 +25,7 @@ from typing import Sequence
 
 import numpy as np
 from napari.components import ViewerModel
+from napari.layers import Labels
 from napari.qt import QtViewer
 from qtpy.QtCore import QCoreApplication, QEvent, Signal
 from qtpy.QtWidgets import (
@@ -40,8 +41,9 @@ from qtpy.QtWidgets import (
 from ..core.mri import windowing
 from ..core.vocabulary import SEQUENCES
 from .images import save_png
+from .layer_reuse import SpareLayers, remove_all_but, try_refill
 from .linking import ViewerLink
-from .orientation_labels import fit_clear_of_letters
+from .orientation_labels import fit_clear_of_letters, show_note, show_plane_letters
 from .planes import GridPlanes
 from .reading_panel import install_reading_aids
 
@@ -138,6 +140,7 @@ class MriGrid(QWidget):
         self.link = ViewerLink([p.model for p in self.panels.values()])
         self.planes = GridPlanes(self)
         self.reading = install_reading_aids(self)  # wheel = slice, readout, overlay switches
+        self.spares = SpareLayers()  # the last case's volume and mask layers while the next is shown
         self.setMinimumSize(480, 480)
 
     # -- access -----------------------------------------------------------------------
@@ -160,13 +163,15 @@ class MriGrid(QWidget):
     def set_volume(self, key: str, data, *, affine=None, name: str | None = None, preset: str = AUTO, **kwargs):
         """Show ``data`` as the panel's volume (replacing any previous one and its overlays)."""
         panel = self._panel(key)
-        _clear_layers(panel.model.layers)
+        spare = self.spares.take(key, "image")  # the last case's volume layer (show_case)
+        if spare is None:
+            _clear_layers(panel.model.layers)
         kwargs.setdefault("colormap", "gray")
         kwargs.setdefault("units", "mm")
         if affine is not None:
             kwargs["affine"] = np.asarray(affine, dtype=float)
         data, kwargs = self.planes.place(key, data, kwargs)
-        layer = panel.model.add_image(data, name=name or TITLES.get(key, key), **kwargs)
+        layer = self._refill_or_add(panel, spare, data, {**kwargs, "name": name or TITLES.get(key, key)}, "image")
         layer.metadata.setdefault("harm3_panel", key)
         panel.volume_layer = layer
         panel.model.canvas.overlays.scale_bar.visible = True
@@ -196,15 +201,16 @@ class MriGrid(QWidget):
         if affine is not None:
             kwargs["affine"] = np.asarray(affine, dtype=float)
         kwargs.setdefault("units", "mm")
+        if kind not in ("image", "labels"):
+            raise ValueError(f"overlay kind must be 'image' or 'labels', not {kind!r}")
         data, kwargs = self.planes.place(key, data, kwargs, labels=kind == "labels")
         if kind == "labels":
-            layer = panel.model.add_labels(np.asarray(data).astype(np.int32, copy=False), **kwargs)
-        elif kind == "image":
+            data = np.asarray(data).astype(np.int32, copy=False)
+        else:
             kwargs.setdefault("blending", "additive")
             kwargs.setdefault("opacity", 0.5)
-            layer = panel.model.add_image(data, **kwargs)
-        else:
-            raise ValueError(f"overlay kind must be 'image' or 'labels', not {kind!r}")
+        spare = self.spares.take(key, "labels") if kind == "labels" else None  # a mask of the last case
+        layer = self._refill_or_add(panel, spare, data, kwargs, kind)
         layer.metadata.setdefault("harm3_panel", key)
         self._after_content_change(panel, reset=False)
         return layer
@@ -217,16 +223,93 @@ class MriGrid(QWidget):
             return self.set_volume(key, data, **kwargs)
         return self.add_overlay(key, data, kind=kind, **kwargs)
 
-    def clear(self) -> None:
-        for panel in self.panels.values():
+    def show_case(self, volumes: dict, masks: dict) -> dict[str, list]:
+        """Show a case's LayerData (volumes and masks by sequence) in place of the last case's.
+
+        The last case's volume and mask layers take the new data and settings where they can
+        (:mod:`.layer_reuse`: no new vispy visuals, no napari gc per removed layer); every
+        other layer of the last case (its overlays) is removed, and so are the reusable ones
+        the new case has no use for. A mask goes to its sequence's panel (the first panel when
+        that sequence has no volume), lined up in world mm with the volume there. Returns the
+        mask layers by panel key."""
+        self.clear(reuse=True)
+        mask_layers: dict[str, list] = {}
+        try:
+            for seq, layer_data in volumes.items():
+                if seq in self.panels:
+                    self.add_layer_data(seq, layer_data)
+            for seq, layer_datas in masks.items():
+                key = seq if seq in self.panels else next(iter(self.panels))
+                for layer_data in layer_datas:
+                    mask_layers.setdefault(key, []).append(self.add_layer_data(key, layer_data))
+        finally:
+            self.spares.drop()
+            self._empty_unfilled()
+        return mask_layers
+
+    def _refill_or_add(self, panel: MriPanel, spare, data, kwargs: dict, kind: str):
+        """``spare`` given the new data (:func:`.layer_reuse.refill`), or a new layer in its place."""
+        layers = panel.model.layers
+        if spare is not None:
+            if try_refill(spare, data, kwargs, kind):
+                return spare
+            layers.remove(spare)
+        if kind == "labels":
+            return panel.model.add_labels(data, **kwargs)
+        layer = panel.model.add_image(data, **kwargs)
+        if kind == "image" and panel.volume_layer is None and layers.index(layer) != 0:
+            layers.move(layers.index(layer), 0)  # a volume under the masks kept from the last case
+        return layer
+
+    def clear(self, reuse: bool = False) -> None:
+        """Empty the panels; with ``reuse`` their volume and mask layers stay as spares for the
+        next :meth:`set_volume` / mask :meth:`add_overlay` (see :meth:`show_case`), the
+        crosshair stays, every other layer goes."""
+        self.spares.drop()
+        for key, panel in self.panels.items():
+            if reuse:  # scale bar, letters and note stay until the panel is known empty (_empty_unfilled):
+                remove_all_but(panel.model.layers, self._stash(key, panel))  # hiding and showing
+                panel.volume_layer = None  # them again costs ~0.2 s a panel
+                continue
             _clear_layers(panel.model.layers)
             panel.volume_layer = None
-            panel.model.canvas.overlays.scale_bar.visible = False
-            panel.preset.blockSignals(True)
-            panel.preset.clear()
-            panel.preset.setEnabled(False)
-            panel.preset.blockSignals(False)
-        self.planes.clear()
+            self._empty(panel)
+        if reuse:
+            self.planes.reference, self.planes.reference_key = None, None  # the next case's volume is it
+        else:
+            self.planes.clear()
+
+    @staticmethod
+    def _empty(panel: MriPanel) -> None:
+        panel.model.canvas.overlays.scale_bar.visible = False
+        panel.preset.blockSignals(True)
+        panel.preset.clear()
+        panel.preset.setEnabled(False)
+        panel.preset.blockSignals(False)
+
+    def _empty_unfilled(self) -> None:
+        """After :meth:`show_case`: the panels the new case left without a volume look empty."""
+        for key, panel in self.panels.items():
+            if panel.volume_layer is None:
+                self._empty(panel)
+                show_note(panel.model, "")
+                show_plane_letters(panel.model, None)
+                self.planes.crosshair.redraw(key)
+
+    def _stash(self, key: str, panel: MriPanel) -> list:
+        """Put ``panel``'s volume and mask layers among the spares; returns the layers to keep."""
+        layers = panel.model.layers
+        keep = [layer for layer in (self.planes.crosshair.layer(key),) if layer is not None]
+        for layer in layers:
+            if layer is panel.volume_layer:
+                kind = "image"
+            elif isinstance(layer, Labels) and layer.metadata.get("harm3_kind") == "mask":
+                kind = "labels"
+            else:
+                continue
+            self.spares.stash(key, kind, layer, layers)
+            keep.append(layer)
+        return keep
 
     def set_window(self, key: str, preset: str) -> tuple[float, float]:
         """Apply a window preset to panel ``key``'s volume; returns its contrast limits."""

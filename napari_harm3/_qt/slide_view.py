@@ -19,6 +19,8 @@ from qtpy.QtCore import QPointF, QRectF, Qt, Signal
 from qtpy.QtGui import QColor, QImage, QPainter, QPen
 from qtpy.QtWidgets import QSizePolicy, QWidget
 
+from .layer_reuse import try_refill
+
 MPP_MISSING_MESSAGE = (
     "the slide records no microns per pixel: shown in pixels, and the models cannot run on it; "
     "enter µm/px in the Case tab (e.g. 0.25 for a 40x scan, 0.5 for 20x) and press Set µm/px"
@@ -151,10 +153,15 @@ class SlideView:
         return self.layer is not None and self.mpp is None
 
     def show(self, layer_data: tuple, thumbnail: Optional[np.ndarray] = None, mpp: Optional[float] = None):
-        """Replace the current slide by ``layer_data`` (data, kwargs, "image"); returns the layer."""
-        self.clear()
+        """Replace the current slide by ``layer_data`` (data, kwargs, "image"); returns the layer.
+        The current slide's layer takes the new slide when it can (:mod:`.layer_reuse`: the
+        window does not freeze making a new layer); otherwise a new layer replaces it."""
         data, kwargs, _ = layer_data
-        self.layer = self.viewer.add_image(data, **dict(kwargs))
+        kwargs = dict(kwargs)
+        old = self.layer if self.layer is not None and self.layer in self.viewer.layers else None
+        if old is None or not try_refill(old, data, kwargs, "image"):
+            self.clear()
+            self.layer = self.viewer.add_image(data, **kwargs)
         self.viewer.canvas.overlays.scale_bar.visible = True
         if mpp is not None and self.layer.metadata.get("mpp") is None:
             self.set_mpp(mpp)

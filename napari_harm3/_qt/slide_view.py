@@ -19,8 +19,6 @@ from qtpy.QtCore import QPointF, QRectF, Qt, Signal
 from qtpy.QtGui import QColor, QImage, QPainter, QPen
 from qtpy.QtWidgets import QSizePolicy, QWidget
 
-from .layer_reuse import try_refill
-
 MPP_MISSING_MESSAGE = (
     "the slide records no microns per pixel: shown in pixels, and the models cannot run on it; "
     "enter µm/px in the Case tab (e.g. 0.25 for a 40x scan, 0.5 for 20x) and press Set µm/px"
@@ -154,14 +152,12 @@ class SlideView:
 
     def show(self, layer_data: tuple, thumbnail: Optional[np.ndarray] = None, mpp: Optional[float] = None):
         """Replace the current slide by ``layer_data`` (data, kwargs, "image"); returns the layer.
-        The current slide's layer takes the new slide when it can (:mod:`.layer_reuse`: the
-        window does not freeze making a new layer); otherwise a new layer replaces it."""
+
+        A new layer, not the last one refilled (as the MRI panels' are, :mod:`.layer_reuse`): a
+        refilled multiscale layer was drawn over the heatmaps added after it (napari 0.9.2)."""
+        self.clear()
         data, kwargs, _ = layer_data
-        kwargs = dict(kwargs)
-        old = self.layer if self.layer is not None and self.layer in self.viewer.layers else None
-        if old is None or not try_refill(old, data, kwargs, "image"):
-            self.clear()
-            self.layer = self.viewer.add_image(data, **kwargs)
+        self.layer = self.viewer.add_image(data, **dict(kwargs))
         self.viewer.canvas.overlays.scale_bar.visible = True
         if mpp is not None and self.layer.metadata.get("mpp") is None:
             self.set_mpp(mpp)

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+from _workflow_models import cohort, model_zoo
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("HARM3_SHARED_DATA", ROOT.parent / "shared" / "data"))
@@ -45,3 +46,15 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
     setattr(item, f"rep_{report.when}", report)
+
+
+@pytest.fixture(scope="session")
+def zoo(tmp_path_factory):
+    """A zoo folder with one pCR and one survival model (``_workflow_models.model_zoo``)."""
+    return model_zoo(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def small_cohort(tmp_path_factory):
+    """The six-patient phantom cohort the tiny models are trained on (``_workflow_models.cohort``)."""
+    return cohort(tmp_path_factory)

@@ -12,7 +12,6 @@ import json
 
 import pytest
 
-from _workflow_models import cohort, model_zoo
 from napari_harm3._qt.app import preload_torch
 
 preload_torch()  # torch before any OpenGL context (see test_qt_workflow.py)
@@ -20,16 +19,6 @@ preload_torch()  # torch before any OpenGL context (see test_qt_workflow.py)
 from test_qt_workflow import click, make_workflow, open_case, press  # noqa: E402,F401 (fixture)
 
 pytestmark = [pytest.mark.gui, pytest.mark.slow]
-
-
-@pytest.fixture(scope="session")
-def zoo(tmp_path_factory):
-    return model_zoo(tmp_path_factory)
-
-
-@pytest.fixture(scope="session")
-def small_cohort(tmp_path_factory):
-    return cohort(tmp_path_factory)
 
 
 def read_ahead(manifest):

@@ -8,7 +8,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from _workflow_models import model_zoo
 from conftest import real_file
 from napari_harm3._qt.app import preload_torch
 
@@ -18,11 +17,6 @@ from test_qt_workflow import click, make_workflow, open_case, press  # noqa: E40
 from test_session_real_slide_mpp import tcga_case  # noqa: E402
 
 pytestmark = [pytest.mark.gui, pytest.mark.slow]
-
-
-@pytest.fixture(scope="session")
-def zoo(tmp_path_factory):
-    return model_zoo(tmp_path_factory)
 
 
 def shot(panel) -> np.ndarray:

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 import yaml
 
-from _workflow_models import cohort, model_zoo
 
 # torch/torchvision/grad-cam loaded at collection, before any viewer: loaded after napari's
 # OpenGL context exists they crash the process here (see app.preload_torch)
@@ -22,16 +21,6 @@ preload_torch()
 
 pytestmark = [pytest.mark.gui, pytest.mark.slow]
 
-
-
-@pytest.fixture(scope="session")
-def zoo(tmp_path_factory):
-    return model_zoo(tmp_path_factory)
-
-
-@pytest.fixture(scope="session")
-def small_cohort(tmp_path_factory):
-    return cohort(tmp_path_factory)
 
 
 @pytest.fixture

@@ -19,12 +19,24 @@ import gc
 _frozen = False
 
 
+def freeze_heap() -> None:
+    """Collect, then exempt what survives from later collections (``gc.freeze``). The worklist
+    does this when a cohort opens (and :func:`unfreeze_heap` when its tab closes), for viewers
+    that were not opened by :func:`freeze_startup_objects`'s ``harm3 demo`` / ``view`` route."""
+    gc.collect()
+    gc.freeze()
+
+
+def unfreeze_heap() -> None:
+    """Let every frozen object be collected again (also those frozen at start-up)."""
+    gc.unfreeze()
+
+
 def freeze_startup_objects() -> bool:
     """Collect once, then freeze what survives (the imports); True the first time, then a no-op."""
     global _frozen
     if _frozen:
         return False
-    gc.collect()
-    gc.freeze()
+    freeze_heap()
     _frozen = True
     return True

@@ -17,7 +17,6 @@ open meanwhile. Predictions are kept in the worklist's ``predictions.csv``, repo
 
 from __future__ import annotations
 
-import gc
 from pathlib import Path
 
 from napari.qt.threading import thread_worker
@@ -44,22 +43,11 @@ from ..core.cohort.worklist_filters import PRESET_FILTERS, neighbour
 from ..core.errors import Harm3Error, user_message
 from ..core.session.prefetch import Prefetcher
 from .case_panel import _read_case
+from .startup_gc import freeze_heap, unfreeze_heap
 from .worklist_batches import ALL, REPORTS, BatchBox
 from .worklist_table import CASE_ID_ROLE, WorklistModel, WorklistProxy, WorklistTable
 
 NEXT_KEYS, PREVIOUS_KEYS = "Ctrl+Right", "Ctrl+Left"
-
-
-def freeze_heap() -> None:
-    """Exempt the objects alive now from later garbage collections (``gc.freeze``).
-
-    napari runs a full ``gc.collect()`` each time layers leave a canvas (``VispyCanvas.
-    _clean_and_update_scenegraph``), and each switch of case removes the layers of five canvases:
-    with torch loaded each full collection walks millions of long-lived objects (2 s per call
-    measured under load; nine per switch). Frozen, they are skipped; what a case allocates is
-    still collected; :meth:`WorklistPanel.close` unfreezes."""
-    gc.collect()
-    gc.freeze()
 
 
 def _take_or_read(prefetcher: Prefetcher, case_id: str, case, token):
@@ -377,7 +365,7 @@ class WorklistPanel(QWidget):
     def close(self) -> bool:
         self.cancel_batch()
         self.prefetcher.close()
-        gc.unfreeze()  # what froze with the cohort can be collected again
+        unfreeze_heap()  # what froze with the cohort can be collected again
         return super().close()
 
 

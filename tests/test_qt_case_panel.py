@@ -244,3 +244,46 @@ def test_next_case_reuses_the_layers_shows_its_data_and_no_old_overlay(make_pane
     slide = panel.slide_view.layer
     assert slide.metadata["slide_path"] == case_b.slide[1]["metadata"]["slide_path"] != case_a.slide[1]["metadata"]["slide_path"]
     assert panel.case_id_label.text() == case_b.case_id
+
+
+def test_a_case_is_put_into_the_viewers_in_turns_and_a_later_case_wins(make_panel, qtbot, two_cases):
+    """The window answers while a case is shown (issue 15): the volumes and masks arrive in
+    separate event-loop turns — a timer ticks between any two of them — and a case opened while
+    another is still being shown drops the rest of that one (only the later case's data shown)."""
+    from qtpy.QtCore import QTimer
+
+    from napari_harm3._qt.case_panel import _read_case_tagged  # the worker's own read
+    from napari_harm3.core.progress import CancelToken
+
+    viewer, panel = make_panel()
+    ticks = []
+    timer = QTimer()
+    timer.setInterval(1)
+    timer.timeout.connect(lambda: ticks.append(1))
+    arrivals = []
+    for key, mri in panel.grid.panels.items():
+        mri.model.layers.events.inserted.connect(lambda event, key=key: arrivals.append((key, len(ticks))))
+    timer.start()
+    try:
+        with qtbot.waitSignal(panel.case_loaded, timeout=120_000):
+            panel.open_case(two_cases[0])
+        assert len(arrivals) >= 6, arrivals  # four volumes and their masks
+        ticked = [b[1] - a[1] for a, b in zip(arrivals, arrivals[1:])]
+        assert min(ticked) >= 1, arrivals  # the event loop ran between any two layers
+
+        # B read while A is being shown: A's remaining steps are dropped, B's shown
+        case_a = _read_case_tagged(two_cases[0], CancelToken())[1]
+        case_b = _read_case_tagged(two_cases[1], CancelToken())[1]
+        loaded = []
+        panel.case_loaded.connect(lambda layers: loaded.append(layers.case_id))
+        panel.show_case(case_a, staged=True)
+        with qtbot.waitSignal(panel.case_loaded, timeout=60_000):
+            panel.show_case(case_b, staged=True)
+        qtbot.wait(200)
+        assert loaded == [case_b.case_id]  # A never announced as shown
+        assert panel.session.case.case_id == case_b.case_id
+        for key, mri in panel.grid.panels.items():
+            if key in case_b.volumes:
+                np.testing.assert_array_equal(np.asarray(mri.volume_layer.data), np.asarray(case_b.volumes[key][0]))
+    finally:
+        timer.stop()

@@ -48,9 +48,11 @@ from ..core.progress import CancelToken
 from ..core.session import CaseSession, open_case_data
 from .._layers import SEQUENCE_TITLES, CaseLayers, case_layer_data
 from .align_box import AlignBox
+from .in_turns import InTurns
 from .mri_grid import MriGrid
 from .reading_layout import CaseViews
 from .slide_view import MPP_MISSING_MESSAGE, SlideView
+from .vispy_caches import install as install_vispy_caches
 
 #: file pickers of the "files one by one" form: key → label
 FILE_FIELDS = {**SEQUENCE_TITLES, "mask": "Tumour mask", "slide": "Slide"}
@@ -98,11 +100,13 @@ class CasePanel(QTabWidget):
 
     def __init__(self, napari_viewer, parent=None, session: Optional[CaseSession] = None):
         super().__init__(parent)
+        install_vispy_caches()  # before any canvas of the case draws (see the module)
         self.setObjectName("harm3_case_panel")
         self.viewer = napari_viewer
         self.session = session or CaseSession()
         self.case_layers: Optional[CaseLayers] = None
         self.worker = None
+        self._showing: Optional[InTurns] = None  # a case being put into the viewers in turns
         self._cancel: Optional[CancelToken] = None
         self._progress_signal.connect(self._on_progress)
         self.mask_layers: dict[str, list] = {}
@@ -321,7 +325,7 @@ class CasePanel(QTabWidget):
     def _on_loaded(self, result) -> None:
         token, layers = result
         if self._done(token):
-            self.show_case(layers)
+            self.show_case(layers, staged=True)
         else:  # superseded by a later open: release its files
             layers.opened.close()
 
@@ -330,20 +334,55 @@ class CasePanel(QTabWidget):
         """The open case (``core.io.case.Case``) or None: the session's."""
         return self.session.case
 
-    def show_case(self, layers: CaseLayers) -> None:
-        """Make the read case the session's and put it into the viewers (GUI thread)."""
+    def show_case(self, layers: CaseLayers, staged: bool = False) -> None:
+        """Make the read case the session's and put it into the viewers (GUI thread).
+
+        The session takes the case and the last case's layers leave at once; with ``staged`` the
+        viewers are filled one panel per event-loop turn (:mod:`.in_turns`: the window answers
+        and repaints in between) and ``case_loaded`` comes after the last; otherwise all before
+        returning. A later ``show_case`` (or closing) drops the steps of one still going."""
+        if self._showing is not None:
+            self._showing.stop()  # an earlier case still being put into the viewers gives way
         self.session.show(layers.opened, tumour_response=layers.tumour_response)
         self.case_layers = layers
-        # the last case's volume / mask / slide layers take this case's data; its overlays go
-        self.mask_layers = self.grid.show_case(layers.volumes, layers.masks)
-        self.show_grid()
-        if not layers.volumes and layers.slide is not None:
-            self.show_slide()
-        self.grid.reset_view()
-        if layers.slide is not None:
-            self.slide_view.show(layers.slide, thumbnail=layers.slide_thumbnail)
+        mask_layers: dict = {}
+        grid_steps, grid_finish = self.grid.show_case_steps(layers.volumes, layers.masks, mask_layers)
+        finished = []
+
+        def finish_grid() -> None:
+            if not finished:
+                finished.append(True)
+                grid_finish()
+                self.mask_layers = mask_layers
+
+        def place() -> None:
+            finish_grid()
+            self.show_grid()
+            if not layers.volumes and layers.slide is not None:
+                self.show_slide()
+            self.grid.reset_view()
+
+        def slide() -> None:
+            if layers.slide is not None:
+                self.slide_view.show(layers.slide, thumbnail=layers.slide_thumbnail)
+            else:
+                self.slide_view.clear()
+
+        steps = [*grid_steps, place, slide, lambda: self._show_case_text(layers)]
+        showing = InTurns(steps[1:], finish=finish_grid, done=lambda: self.case_loaded.emit(layers),
+                          failed=lambda exc: self._fail(user_message(exc, "viewer")), parent=self)
+        try:
+            steps[0]()  # the last case's overlays leave with it, in this turn
+        except Exception:
+            finish_grid()
+            raise
+        if staged:
+            self._showing = showing.start()
         else:
-            self.slide_view.clear()
+            showing.run_now()
+
+    def _show_case_text(self, layers: CaseLayers) -> None:
+        self._showing = None
         self._update_slide_ui()
         self.case_id_label.setText(layers.case_id)
         known = {k: v for k, v in layers.labels.items() if v is not None}
@@ -351,7 +390,6 @@ class CasePanel(QTabWidget):
         shown = ", ".join(SEQUENCE_TITLES.get(s, s) for s in layers.volumes) or "no MRI"
         self.status.setText(f"Case {layers.case_id}: {shown}" + ("; slide" if layers.slide else "; no slide"))
         show_info(f"case {layers.case_id} opened")
-        self.case_loaded.emit(layers)
 
     def _update_slide_ui(self) -> None:
         missing = self.slide_view.mpp_missing
@@ -384,6 +422,8 @@ class CasePanel(QTabWidget):
     def close_viewers(self) -> None:
         if self._cancel is not None:
             self._cancel.cancel()
+        if self._showing is not None:
+            self._showing.stop()
         self.slide_view.clear()  # its layer would read the slide closed with the session at its next draw
         self.session.close()
         self.slide_view.minimap.disconnect_viewer()

@@ -46,6 +46,7 @@ from .linking import ViewerLink
 from .orientation_labels import fit_clear_of_letters, show_note, show_plane_letters
 from .planes import GridPlanes
 from .reading_panel import install_reading_aids
+from .vispy_caches import install as install_vispy_caches
 
 #: panel keys in grid order (row-major) and their titles
 PANELS: tuple[str, ...] = SEQUENCES
@@ -123,6 +124,7 @@ class MriGrid(QWidget):
 
     def __init__(self, parent=None, panels: Sequence[str] = PANELS, titles: dict[str, str] | None = None):
         super().__init__(parent)
+        install_vispy_caches()  # the four canvases share glyph fields and shader parses
         self.setObjectName("harm3_mri_grid")
         titles = {**TITLES, **(titles or {})}
         self.panels: dict[str, MriPanel] = {}
@@ -231,21 +233,45 @@ class MriGrid(QWidget):
         other layer of the last case (its overlays) is removed, and so are the reusable ones
         the new case has no use for. A mask goes to its sequence's panel (the first panel when
         that sequence has no volume), lined up in world mm with the volume there. Returns the
-        mask layers by panel key."""
-        self.clear(reuse=True)
+        mask layers by panel key. :meth:`show_case_steps` is the same work in pieces."""
         mask_layers: dict[str, list] = {}
+        steps, finish = self.show_case_steps(volumes, masks, mask_layers)
         try:
-            for seq, layer_data in volumes.items():
-                if seq in self.panels:
-                    self.add_layer_data(seq, layer_data)
-            for seq, layer_datas in masks.items():
-                key = seq if seq in self.panels else next(iter(self.panels))
-                for layer_data in layer_datas:
-                    mask_layers.setdefault(key, []).append(self.add_layer_data(key, layer_data))
+            for step in steps:
+                step()
         finally:
+            finish()
+        return mask_layers
+
+    def show_case_steps(self, volumes: dict, masks: dict, mask_layers: dict) -> tuple[list, object]:
+        """:meth:`show_case` as ``(steps, finish)``: the clearing, then one step per panel (its
+        volume and its masks), to be called in order — e.g. one per event-loop turn, so that
+        the window repaints in between (:mod:`.in_turns`) — and ``finish``, to be called once
+        after them, also when a step failed or the rest were dropped. ``mask_layers`` is
+        filled with the mask layers by panel key as the steps run."""
+        first = next(iter(self.panels))
+        by_panel: dict[str, list] = {}
+        for seq, layer_datas in masks.items():
+            by_panel.setdefault(seq if seq in self.panels else first, []).extend(layer_datas)
+        keys = [key for key in self.panels if key in volumes or key in by_panel]
+        # a panel's masks need its volume first; masks without a volume of their own go last
+        keys.sort(key=lambda key: key not in volumes)
+
+        def volume_step(key: str):
+            return lambda: self.add_layer_data(key, volumes[key])
+
+        def mask_step(key: str, layer_data):
+            return lambda: mask_layers.setdefault(key, []).append(self.add_layer_data(key, layer_data))
+
+        def finish() -> None:
             self.spares.drop()
             self._empty_unfilled()
-        return mask_layers
+
+        steps = [lambda: self.clear(reuse=True)]
+        for key in keys:
+            steps += [volume_step(key)] if key in volumes else []
+            steps += [mask_step(key, layer_data) for layer_data in by_panel.get(key, ())]
+        return steps, finish
 
     def _refill_or_add(self, panel: MriPanel, spare, data, kwargs: dict, kind: str):
         """``spare`` given the new data (:func:`.layer_reuse.refill`), or a new layer in its place."""

@@ -33,6 +33,22 @@ def _volume_of(panel):
     return volume
 
 
+def keep_size_when_hidden(widget) -> None:
+    """Hidden, ``widget`` keeps its place: the canvas beside it is not resized. A resized
+    canvas repaints at once (``QOpenGLWidget.resizeEvent``), 100–300 ms with software OpenGL,
+    so a panel that changed its layout three times when a volume came froze the window."""
+    policy = widget.sizePolicy()
+    policy.setRetainSizeWhenHidden(True)
+    widget.setSizePolicy(policy)
+
+
+def hold_slider_row(qt_viewer) -> None:
+    """napari's slider row is as tall as its sliders (none without a volume, one with one): fix it
+    at one slider, so that the canvas keeps its height when a volume comes or goes."""
+    dims = qt_viewer.dims
+    dims.setFixedHeight(dims.SLIDERHEIGHT)
+
+
 class ReadingAids:
     """The reading aids of one :class:`~napari_harm3._qt.mri_grid.MriPanel`."""
 
@@ -50,11 +66,15 @@ class ReadingAids:
         row.setSpacing(6)
         row.addWidget(self.readout, 1)
         panel.layout().addWidget(self.footer)
+        keep_size_when_hidden(self.footer)
         self.header = panel.layout().itemAt(0).layout()  # the panel's header row (window preset)
         if self.header is not None:
             self.header.insertWidget(0, self.overlays)
         else:
             row.addWidget(self.overlays)
+        for widget in self._header_widgets():
+            keep_size_when_hidden(widget)
+        hold_slider_row(panel.qt_viewer)
         self.notice = EmptyPanelNotice(panel.qt_viewer, self.title)
         # choosing the preset already shown re-applies it (after a right-drag window / level)
         panel.preset.activated.connect(self._on_preset_activated)
@@ -70,8 +90,7 @@ class ReadingAids:
             return
         volume = panel.volume_layer
         loaded = volume is not None and any(layer is volume for layer in panel.model.layers)
-        self.notice.set_loaded(loaded)
-        panel.qt_viewer.dims.setVisible(loaded)
+        self.notice.set_loaded(loaded)  # it covers the canvas and the (meaningless) slider
         text = panel.model.canvas.overlays.text
         text.text = self.title if loaded else f"{self.title} — not loaded"
         self.footer.setVisible(loaded)

@@ -1,0 +1,91 @@
+"""Work on the GUI thread in pieces, one piece per event-loop turn (issue 15: never frozen).
+
+Putting a case into the viewers is GUI-thread work (napari layers, vispy visuals, first paints)
+that took 3–4 s in one go on 2 cores with software OpenGL: the window did not answer for that
+long. :class:`InTurns` runs such work as a list of steps, each from its own short timer, so
+between two steps Qt delivers input and paints what the last step changed. ``finish`` runs once
+after the last step, also when a step raised or :meth:`InTurns.stop` dropped the rest.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Callable, Iterable, Optional
+
+from qtpy.QtCore import QObject, QTimer
+
+
+#: the pause before the next step: long enough for Qt to paint what the last step changed (a
+#: zero timer can fire before the window's pending repaint, and two steps then run back to back)
+TURN_MS = 2
+
+
+class InTurns(QObject):
+    """Run ``steps`` one per event-loop turn, then ``finish``; ``failed(exc)`` if a step raises
+    (the rest are dropped, ``finish`` still runs), ``done()`` after ``finish`` otherwise."""
+
+    def __init__(self, steps: Iterable[Callable[[], None]], finish: Optional[Callable[[], None]] = None,
+                 done: Optional[Callable[[], None]] = None,
+                 failed: Optional[Callable[[BaseException], None]] = None, parent: Optional[QObject] = None):
+        super().__init__(parent)
+        self._steps = deque(steps)
+        self._finish = finish
+        self._done = done
+        self._failed = failed
+        self.running = False
+        # the timer is this object's child: deleted with it, it never fires into a closed window
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(TURN_MS)
+        self._timer.timeout.connect(self._next)
+
+    def start(self) -> "InTurns":
+        self.running = True
+        self._timer.start()
+        return self
+
+    def stop(self) -> None:
+        """Drop the steps not yet run (``finish`` runs, ``done`` does not)."""
+        self._timer.stop()
+        if self.running:
+            self._steps.clear()
+            self._end(None, completed=False)
+
+    def run_now(self) -> None:
+        """Run the steps (the remaining ones, if started) at once, in this turn."""
+        self.running = True
+        if not self._steps:
+            self._end(None, completed=True)
+        while self.running and self._steps:
+            self._next(schedule=False)
+
+    def _next(self, schedule: bool = True) -> None:
+        if not self.running:
+            return
+        if not self._steps:
+            self._end(None, completed=True)
+            return
+        step = self._steps.popleft()
+        try:
+            step()
+        except Exception as exc:  # noqa: BLE001 — reported through ``failed`` with the rest dropped
+            self._steps.clear()
+            self._end(exc, completed=False)
+            return
+        if schedule:
+            self._timer.start()
+        elif not self._steps:
+            self._end(None, completed=True)
+
+    def _end(self, exc: Optional[BaseException], completed: bool) -> None:
+        self.running = False
+        try:
+            if self._finish is not None:
+                self._finish()
+        except Exception as finish_exc:  # noqa: BLE001 — the first failure is the one reported
+            exc = exc or finish_exc
+            completed = False
+        if exc is not None and self._failed is not None:
+            self._failed(exc)
+        elif completed and self._done is not None:
+            self._done()

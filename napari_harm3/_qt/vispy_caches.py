@@ -1,0 +1,127 @@
+"""Exact memos for three pure steps vispy repeats for every visual of every canvas (issue 15).
+
+Opening a case puts an image, a labels layer, a title, a scale bar and orientation letters on
+four canvases (five with the slide). With software OpenGL most of the first paint's time was not
+OpenGL but Python, doing again what it had done for the canvas before
+(``benchmarks/bench_viewer_latency.py --profile``, 2 cores):
+
+- each text visual has its own font manager, so every glyph ("T", "1", "-", "R", "L", …) of every
+  title, scale bar and letter was rasterised and turned into a signed distance field on the CPU
+  again (``SDFRendererCPU.render_to_texture``: 134 glyphs, 0.85 s per case open);
+- every shader program's source was scanned with regular expressions for its variables
+  (``gloo.Program._parse_variables_from_code``: 100 programs, 0.84 s), and converted for desktop
+  GL line by line (``gloo.glir.convert_shader``: 0.13 s), though the four panels' programs have
+  the same source.
+
+Each is a pure function of its input, so a memo keyed by that input gives the very same result
+(``tests/test_vispy_caches.py`` compares them with the uncached functions). The glyph memo keeps
+the distance field only; each font still writes it into its own atlas texture (a texture belongs
+to one GL context). The memos are bounded (least recently used entries go first).
+
+:func:`install` is idempotent; the MRI grid and the slide view call it before they make canvases.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from types import SimpleNamespace
+
+import numpy as np
+from vispy.gloo import glir
+from vispy.gloo.program import Program
+from vispy.visuals.text.text import SDFRendererCPU
+
+#: most glyph fields / shader sources kept (a glyph's field is ~2 kB, a parse a few hundred entries)
+MAX_GLYPHS = 4096
+MAX_SHADERS = 1024
+
+_INSTALLED = {}
+
+
+class _Memo(OrderedDict):
+    """A bounded least-recently-used dict; ``hits`` and ``misses`` for the tests."""
+
+    def __init__(self, limit: int):
+        super().__init__()
+        self.limit = limit
+        self.hits = 0
+        self.misses = 0
+
+    def lookup(self, key, compute):
+        if key in self:
+            self.hits += 1
+            self.move_to_end(key)
+            return self[key]
+        self.misses += 1
+        value = compute()
+        self[key] = value
+        if len(self) > self.limit:
+            self.popitem(last=False)
+        return value
+
+
+GLYPHS = _Memo(MAX_GLYPHS)
+SHADER_VARIABLES = _Memo(MAX_SHADERS)
+DESKTOP_SHADERS = _Memo(MAX_SHADERS)
+
+
+def _glyph_key(data: np.ndarray, size) -> tuple:
+    digest = hashlib.blake2b(np.ascontiguousarray(data).tobytes(), digest_size=16).digest()
+    return data.shape, str(data.dtype), tuple(int(s) for s in size), digest
+
+
+def _cached_render_to_texture(original):
+    def render_to_texture(self, data, texture, offset, size):
+        def field():
+            scratch = np.zeros((int(size[1]), int(size[0]), 3), np.uint8)  # the atlas's layout
+            original(self, data, scratch, (0, 0), size)
+            scratch.setflags(write=False)
+            return scratch
+
+        bitmap = GLYPHS.lookup(_glyph_key(data, size), field)
+        x, y = int(offset[0]), int(offset[1])
+        texture[y:y + bitmap.shape[0], x:x + bitmap.shape[1], :] = bitmap
+
+    render_to_texture.__wrapped__ = original
+    return render_to_texture
+
+
+def _cached_parse(original):
+    def parse(shaders) -> dict:
+        scratch = SimpleNamespace(_shaders=shaders, _code_variables=None)
+        original(scratch, update_variables=False)  # vispy's own parse, on the code alone
+        return scratch._code_variables
+
+    def _parse_variables_from_code(self, update_variables=True):
+        code = "\n\n".join(shader.code for shader in self._shaders)  # what vispy parses
+        self._code_variables = dict(SHADER_VARIABLES.lookup(code, lambda: parse(self._shaders)))
+        if update_variables:
+            self._process_pending_variables()
+
+    _parse_variables_from_code.__wrapped__ = original
+    return _parse_variables_from_code
+
+
+def _cached_convert(original):
+    def convert_shader(backend_type, shader):
+        return DESKTOP_SHADERS.lookup((backend_type, shader), lambda: original(backend_type, shader))
+
+    convert_shader.__wrapped__ = original
+    return convert_shader
+
+
+def install() -> None:
+    """Put the memos in place of vispy's functions (once per process)."""
+    if _INSTALLED:
+        return
+    _INSTALLED["render_to_texture"] = SDFRendererCPU.render_to_texture
+    _INSTALLED["parse"] = Program._parse_variables_from_code
+    _INSTALLED["convert_shader"] = glir.convert_shader
+    SDFRendererCPU.render_to_texture = _cached_render_to_texture(_INSTALLED["render_to_texture"])
+    Program._parse_variables_from_code = _cached_parse(_INSTALLED["parse"])
+    glir.convert_shader = _cached_convert(_INSTALLED["convert_shader"])
+
+
+def installed() -> bool:
+    return bool(_INSTALLED)

@@ -1,0 +1,105 @@
+"""The vispy memos (``_qt/vispy_caches.py``) give exactly what vispy's own functions give, and
+are used: a second glyph / program / shader of the same input is a hit, not a new computation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from vispy.gloo import glir
+from vispy.gloo.program import Program
+from vispy.visuals.text.text import SDFRendererCPU
+
+from napari_harm3._qt import vispy_caches
+
+VERT = """
+// a comment with a uniform inside: uniform float not_this;
+uniform mat4 u_transform;
+uniform vec2 u_offsets[3];
+attribute vec2 a_position;
+in vec3 a_normal;
+varying vec4 v_color;
+const float k_scale = 2.0;
+void main() { gl_Position = u_transform * vec4(a_position * k_scale, 0.0, 1.0); }
+"""
+FRAG = """
+precision highp float;
+varying vec4 v_color;
+uniform sampler2D u_texture;
+void main() { gl_FragColor = v_color * texture2D(u_texture, vec2(0.5)); }
+"""
+
+
+@pytest.fixture(scope="module", autouse=True)
+def caches():
+    vispy_caches.install()
+    assert vispy_caches.installed()
+
+
+def _glyph(seed: int) -> np.ndarray:
+    """A padded glyph bitmap as the fonts pass it: a filled blob of 8-bit ink on a blank border."""
+    rng = np.random.default_rng(seed)
+    data = np.zeros((160, 128), np.uint8)
+    yy, xx = np.mgrid[:96, :64]
+    blob = ((yy - 48) ** 2 / 40**2 + (xx - 32) ** 2 / (20 + seed) ** 2) < 1
+    data[32:128, 32:96] = np.where(blob, 255, rng.integers(0, 30, blob.shape)).astype(np.uint8)
+    return data
+
+
+def test_glyph_fields_are_vispys_and_computed_once():
+    renderer = SDFRendererCPU()
+    original = SDFRendererCPU.render_to_texture.__wrapped__
+    size = (32, 40)
+    for seed in (1, 2):
+        data = _glyph(seed)
+        reference = np.zeros((64, 64, 3), np.uint8)
+        original(renderer, data, reference, (5, 7), size)
+        misses = vispy_caches.GLYPHS.misses
+        first, second = np.zeros_like(reference), np.zeros_like(reference)
+        renderer.render_to_texture(data, first, (5, 7), size)
+        renderer.render_to_texture(data, second, (20, 3), size)  # another font's atlas, elsewhere
+        np.testing.assert_array_equal(first, reference)
+        np.testing.assert_array_equal(second[3:43, 20:52], reference[7:47, 5:37])
+        assert vispy_caches.GLYPHS.misses == misses + 1  # the second placement was a hit
+        assert reference.any()
+    different = np.zeros((64, 64, 3), np.uint8)
+    renderer.render_to_texture(_glyph(3), different, (5, 7), size)
+    assert not np.array_equal(different, first)  # another glyph is not served a cached one
+
+
+def test_shader_variables_are_vispys_and_parsed_once():
+    hits = vispy_caches.SHADER_VARIABLES.hits
+    first = Program(VERT, FRAG)
+    second = Program(VERT, FRAG)
+    other = Program(VERT.replace("u_transform", "u_other"), FRAG)
+    assert vispy_caches.SHADER_VARIABLES.hits >= hits + 1
+
+    reference = Program.__new__(Program)
+    reference._shaders = first._shaders
+    Program._parse_variables_from_code.__wrapped__(reference, update_variables=False)
+    assert first._code_variables == reference._code_variables == second._code_variables
+    assert first._code_variables is not second._code_variables  # each program its own dict
+    names = set(first._code_variables)
+    assert {"u_transform", "u_offsets", "u_offsets[2]", "a_position", "a_normal", "v_color",
+            "k_scale", "u_texture"} <= names and "not_this" not in names
+    assert "u_other" in other._code_variables and "u_transform" not in other._code_variables
+    # uniforms set before the parse reach the program as with vispy's own
+    first["u_offsets[1]"] = (1.0, 2.0)
+    assert first._user_variables["u_offsets[1]"] is not None
+
+
+def test_desktop_shader_conversion_is_vispys():
+    convert = glir.convert_shader
+    for code in (VERT, FRAG, "#version 330\n#extension GL_X : enable\nvoid main() {}\n"):
+        assert convert("desktop", code) == convert.__wrapped__("desktop", code)
+    misses = vispy_caches.DESKTOP_SHADERS.misses
+    convert("desktop", FRAG)
+    assert vispy_caches.DESKTOP_SHADERS.misses == misses
+
+
+def test_memo_is_bounded_least_recently_used_first():
+    memo = vispy_caches._Memo(2)
+    memo.lookup("a", lambda: 1)
+    memo.lookup("b", lambda: 2)
+    memo.lookup("a", lambda: 0)  # a used again: b is now the oldest
+    memo.lookup("c", lambda: 3)
+    assert list(memo) == ["a", "c"] and memo.hits == 1 and memo.misses == 3

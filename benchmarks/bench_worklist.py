@@ -13,6 +13,9 @@ A switch is timed from the call (``next_case`` / ``previous_case``) to the case 
 viewers and Qt's events processed (the draw queued by the layers). Memory: the process's RSS
 (``/proc/self/statm``, after ``gc.collect()``) after 5 and after 50 switches, and its peak.
 
+The event loop's worst stall in each open / switch (a 10 ms QTimer, as in bench_viewer_latency)
+is printed beside the times.
+
 Targets: cold open < 4 s, switch < 1 s p95, RSS after 50 within 1.2× of after 5.
 
 Usage: ``xvfb-run -a .venv/bin/python benchmarks/bench_worklist.py [--switches 50]``.
@@ -35,6 +38,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 OUTPUT = ROOT / "benchmarks" / "output"
 COHORT = OUTPUT / "worklist-cohort"
@@ -77,8 +81,12 @@ def child(mode: str, cohort: Path, switches: int) -> dict:
 
     from napari_harm3._qt.demo_steps import wait_for
 
+    from bench_viewer_latency import StallProbe  # the same 10 ms event-loop probe
+
     viewer, panel = open_case_window(None, show=True)
     app = QApplication.instance()
+    probe = StallProbe()
+    stalls: list = []
     worklist = panel.worklist
     worklist.set_prefetch(mode == "prefetch")
     assert worklist.open_cohort(cohort / "cohort.csv")
@@ -92,6 +100,7 @@ def child(mode: str, cohort: Path, switches: int) -> dict:
         elapsed = time.perf_counter() - start
         if index != 0:
             raise RuntimeError(f"case not shown: {args}")
+        stalls.append(max(probe.gaps_ms(start, time.perf_counter()), default=0.0))
         return elapsed
 
     cold = timed(lambda: worklist.open_case_id(ids[0]))
@@ -113,7 +122,8 @@ def child(mode: str, cohort: Path, switches: int) -> dict:
     panel.workflow.close()
     panel.close_viewers()
     viewer.close()
-    return {"mode": mode, "cold_open_s": cold, "switch_s": times, "rss_mb": rss, "peak_mb": peak_mb(),
+    return {"mode": mode, "cold_open_s": cold, "switch_s": times, "cold_stall_ms": stalls[0],
+            "switch_stall_ms": stalls[1:], "rss_mb": rss, "peak_mb": peak_mb(),
             "prefetch_reads": prefetched, "cases": len(ids)}
 
 
@@ -154,6 +164,10 @@ def main() -> int:
         label = "prefetch" if mode == "prefetch" else "peer: no prefetch"
         print(f"{label:<22}{r['cold_open_s']:>10.2f}s{p50:>11.3f}s{p95:>11.3f}s{after5:>7.0f}MB{after_n:>7.0f}MB"
               f"{after_n / after5:>7.2f}{r['peak_mb']:>6.0f}MB")
+    for mode, r in results.items():
+        worst = r["switch_stall_ms"]
+        print(f"{mode}: worst event-loop stall: cold open {r['cold_stall_ms']:.0f} ms; per switch p50 "
+              f"{np.percentile(worst, 50):.0f} / p95 {np.percentile(worst, 95):.0f} / max {max(worst):.0f} ms")
     cold, p50, p95, a5, an = figures["prefetch"]
     peer_p95 = figures["noprefetch"][2]
     print(f"switch p95, no prefetch / prefetch: {peer_p95 / p95:.1f}x")

@@ -16,6 +16,9 @@ nothing; each module pulls in Qt when it is imported itself.
 - :mod:`.case_panel` — :class:`CasePanel`, the dock widget of the manifest.
 - :mod:`.app` — open napari on a case, wait for it, write screenshots (``harm3 demo/view``).
 - :mod:`.images` — screenshots (RGBA arrays) to PNG, atomically.
+- :mod:`.in_turns` — GUI-thread work in pieces, one per event-loop turn (a case goes into the
+  viewers layer by layer, the window answering in between); :mod:`.vispy_caches` — exact memos
+  of vispy's per-visual glyph and shader work (the first paint of each canvas).
 """
 
 import sys as _sys

@@ -86,7 +86,10 @@ class WorklistPanel(QWidget):
         self.prefetcher = Prefetcher(load=_read_case)
         self.worker = None
         self._token = None
+        self._showing = None  # (token, layers, prefetched) of the case being put into the viewers
         self._build()
+        case_panel.case_loaded.connect(self._on_panel_loaded)
+        case_panel.case_failed.connect(self._on_panel_failed)
 
     # -- layout -----------------------------------------------------------------------
     def _build(self) -> None:
@@ -275,13 +278,29 @@ class WorklistPanel(QWidget):
             layers.opened.close()
             return
         self.worker = None
-        self.case_panel.show_case(layers)
-        del layers  # the session and the viewers hold the case now; the one left behind is released
+        # put into the viewers in event-loop turns (the window answers); "shown" comes after
+        self._showing = (token, layers, prefetched)
+        self.case_panel.show_case(layers, staged=True)
+
+    def _on_panel_loaded(self, layers) -> None:
+        if self._showing is None or self._showing[1] is not layers:
+            return  # a case opened some other way (the Case tab, File ▸ Open)
+        token, _, prefetched = self._showing
+        self._showing = None
+        if token is not self._token:
+            return
         lacks = self.worklist.row(self.current).missing()
         self.status.setText(f"{self.current}{' (prefetched)' if prefetched else ''}"
                             + (f"; lacks {', '.join(lacks)}" if lacks else ""))
         self.case_shown.emit(self.current)
         self._prefetch_next()
+
+    def _on_panel_failed(self, message: str) -> None:
+        if self._showing is None:
+            return
+        self._showing = None
+        self.status.setText(f"{self.current} could not be shown: {message}")
+        self.case_failed.emit(self.current, message)
 
     def _on_case_error(self, exc: BaseException) -> None:
         if getattr(exc, "harm3_token", None) is not self._token:

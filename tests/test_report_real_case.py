@@ -228,3 +228,71 @@ def test_existing_report_is_not_overwritten_silently(real_report, tmp_path):
         assert target.read_bytes() == b"previous report"
         write(real_report, target, overwrite=True)
         assert target.read_bytes() != b"previous report"
+
+
+def _broken_slide_page(figure, report):
+    raise RuntimeError("renderer crashed drawing page 3")
+
+
+def test_a_failed_re_export_leaves_the_previous_pair_untouched(real_report, tmp_path, monkeypatch):
+    """overwrite=True over an old report whose new PDF fails mid-render: both old files stay as
+    they were (not a new JSON beside the old PDF), no temporary is left, "report written" is not said."""
+    from napari_harm3.core.report import render_pdf
+    from napari_harm3.core.report.write import write_report_files
+
+    pdf, json_file = write_report_files(real_report, tmp_path / "r.pdf")
+    old_pdf, old_json = pdf.read_bytes(), json_file.read_bytes()
+    newer = real_report.with_notes("re-exported after a model update")
+
+    monkeypatch.setattr(render_pdf, "slide_page", _broken_slide_page)  # stands in for a crash mid-render
+    messages = []
+    with pytest.raises(RuntimeError, match="page 3"):
+        write_report_files(newer, pdf, overwrite=True, progress=lambda f, m: messages.append(m))
+    assert "report page 3/4" in messages and "report written" not in messages  # it really got to page 3
+    assert pdf.read_bytes() == old_pdf and json_file.read_bytes() == old_json
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json", "r.pdf"]
+
+    monkeypatch.undo()  # the renderer fixed: the same re-export replaces both
+    write_report_files(newer, pdf, overwrite=True)
+    assert pdf.read_bytes() != old_pdf and json_file.read_bytes() != old_json
+    assert "re-exported after a model update" in json_file.read_text(encoding="utf-8")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json", "r.pdf"]
+
+
+def test_a_refused_pdf_rename_leaves_the_previous_json(real_report, tmp_path):
+    """A real failure at the PDF's last step (its name is taken by a folder, so the rename is
+    refused by the OS after both files were rendered): the old JSON is not replaced."""
+    from napari_harm3.core.report.write import write_report_files
+
+    json_file = tmp_path / "r.json"
+    json_file.write_bytes(b'{"previous": "report"}\n')
+    taken = tmp_path / "r.pdf"
+    taken.mkdir()
+    (taken / "kept.txt").write_text("not a report")
+    with pytest.raises(OSError):
+        write_report_files(real_report, taken, overwrite=True)
+    assert json_file.read_bytes() == b'{"previous": "report"}\n'
+    assert taken.is_dir() and (taken / "kept.txt").read_text() == "not a report"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json", "r.pdf"]
+
+
+def test_without_overwrite_a_pair_is_refused_whole_and_a_failure_leaves_nothing(real_report, tmp_path, monkeypatch):
+    from napari_harm3.core.errors import Harm3Error
+    from napari_harm3.core.report import render_pdf
+    from napari_harm3.core.report.write import write_report_files
+
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "r.pdf").write_bytes(b"previous pdf")
+    (old / "r.json").write_bytes(b"previous json")
+    with pytest.raises(Harm3Error, match=r"r\.pdf, .*r\.json exists.*--overwrite"):
+        write_report_files(real_report, old / "r.pdf")
+    assert (old / "r.pdf").read_bytes() == b"previous pdf" and (old / "r.json").read_bytes() == b"previous json"
+    assert sorted(p.name for p in old.iterdir()) == ["r.json", "r.pdf"]
+
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    monkeypatch.setattr(render_pdf, "slide_page", _broken_slide_page)
+    with pytest.raises(RuntimeError, match="page 3"):
+        write_report_files(real_report, fresh / "r.pdf")
+    assert list(fresh.iterdir()) == []  # never a JSON without its PDF, nor a temporary

@@ -33,6 +33,15 @@ PAGE_COUNT = 4
 
 def write_report_pdf(report: Report, path, overwrite: bool = False, progress: ProgressFn | None = None):
     """Write ``report`` as a PDF at ``path`` (atomically; an existing file needs ``overwrite``)."""
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        render_report_pdf(report, tmp, progress=progress)
+    report_progress(progress, 1.0, "report written")
+    return path
+
+
+def render_report_pdf(report: Report, target, progress: ProgressFn | None = None) -> None:
+    """Draw the report's pages into the PDF ``target`` as it is (not atomic: the callers pass the
+    temporary of :func:`~napari_harm3.core.atomic.atomic_path`)."""
     metadata = {
         "Title": f"{report_text()['title']} - {report.case.case_id}",
         "Subject": report.research_use_notice,
@@ -41,15 +50,12 @@ def write_report_pdf(report: Report, path, overwrite: bool = False, progress: Pr
         "ModDate": None,
     }
     pages = (summary_page, mri_page, slide_page, survival_page)
-    with atomic_path(path, overwrite=overwrite) as tmp:
-        with PdfPages(tmp, metadata=metadata) as pdf:
-            for number, draw in enumerate(pages, start=1):
-                report_progress(progress, (number - 1) / len(pages), f"report page {number}/{len(pages)}")
-                figure = new_page(report, number)
-                draw(figure, report)
-                pdf.savefig(figure)
-    report_progress(progress, 1.0, "report written")
-    return path
+    with PdfPages(target, metadata=metadata) as pdf:
+        for number, draw in enumerate(pages, start=1):
+            report_progress(progress, (number - 1) / len(pages), f"report page {number}/{len(pages)}")
+            figure = new_page(report, number)
+            draw(figure, report)
+            pdf.savefig(figure)
 
 
 def new_page(report: Report, number: int):

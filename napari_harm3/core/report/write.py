@@ -1,15 +1,23 @@
 """The one way a report reaches the disk: PDF + JSON, both checked before anything is written,
-each written atomically, never overwriting an existing file unless asked."""
+written as a pair, never overwriting an existing file unless asked.
+
+Both files are rendered to temporaries next to their targets (:func:`~napari_harm3.core.atomic.atomic_path`)
+and renamed into place only once both are complete, the PDF first: a failure before that (a page
+that cannot be drawn, the PDF's rename refused) removes both temporaries and leaves the previous
+pair, if any, as it was — never a new JSON beside an old PDF."""
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
+from ..atomic import atomic_path
 from ..errors import Harm3Error
-from ..progress import ProgressFn, scaled
+from ..progress import ProgressFn
+from ..progress import report as report_progress
 from .model import Report
-from .render_json import write_report_json
-from .render_pdf import write_report_pdf
+from .render_json import report_json_text
+from .render_pdf import render_report_pdf
 
 
 def report_paths(pdf_path, json_path=None) -> tuple:
@@ -29,16 +37,18 @@ def refuse_existing(paths, overwrite: bool) -> None:
 
 def write_report_files(report: Report, pdf_path, json_path=None, overwrite: bool = False, with_json: bool = True,
                        progress: ProgressFn | None = None) -> tuple:
-    """Write the report's PDF (and JSON): (pdf, json or None)."""
+    """Write the report's PDF (and JSON): (pdf, json or None). Both appear together or neither does."""
     pdf, json_file = report_paths(pdf_path, json_path)
     json_file = json_file if with_json else None
     refuse_existing((pdf, json_file), overwrite)
-    if json_file is not None:
-        write_report_json(report, json_file, overwrite=overwrite)
-    try:
-        write_report_pdf(report, pdf, overwrite=overwrite, progress=scaled(progress, 0.0, 1.0))
-    except BaseException:
-        if json_file is not None and not overwrite:
-            json_file.unlink(missing_ok=True)  # never a JSON without its PDF
-        raise
+    json_text = report_json_text(report) if json_file is not None else None  # serialise first
+    with contextlib.ExitStack() as pair:
+        # entered JSON first, so the PDF (entered last) is renamed first: a refused PDF rename
+        # still unwinds the JSON's temporary before it replaces anything
+        json_tmp = pair.enter_context(atomic_path(json_file, overwrite=overwrite)) if json_file is not None else None
+        pdf_tmp = pair.enter_context(atomic_path(pdf, overwrite=overwrite))
+        render_report_pdf(report, pdf_tmp, progress=progress)
+        if json_tmp is not None:
+            json_tmp.write_text(json_text, encoding="utf-8")
+    report_progress(progress, 1.0, "report written")
     return pdf, json_file

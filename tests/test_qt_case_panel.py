@@ -246,12 +246,19 @@ def test_next_case_reuses_the_layers_shows_its_data_and_no_old_overlay(make_pane
     assert panel.case_id_label.text() == case_b.case_id
 
 
-def test_a_case_is_put_into_the_viewers_in_turns_and_a_later_case_wins(make_panel, qtbot, two_cases):
+def test_a_case_is_put_into_the_viewers_in_turns_and_a_later_case_wins(make_panel, qtbot, two_cases,
+                                                                          monkeypatch):
     """The window answers while a case is shown (issue 15): the volumes and masks arrive in
-    separate event-loop turns — a timer ticks between any two of them — and a case opened while
-    another is still being shown drops the rest of that one (only the later case's data shown)."""
+    separate event-loop turns — a timer ticks between any two of them (with no time budget each
+    step has a turn of its own) — and a case opened while another is still being shown drops the
+    rest of that one (only the later case's data shown), and lets go of it."""
+    import weakref
+
     from qtpy.QtCore import QTimer
 
+    from napari_harm3._qt import in_turns
+
+    monkeypatch.setattr(in_turns, "TURN_BUDGET_MS", 0)
     from napari_harm3._qt.case_panel import _read_case_tagged  # the worker's own read
     from napari_harm3.core.progress import CancelToken
 
@@ -277,10 +284,14 @@ def test_a_case_is_put_into_the_viewers_in_turns_and_a_later_case_wins(make_pane
         loaded = []
         panel.case_loaded.connect(lambda layers: loaded.append(layers.case_id))
         panel.show_case(case_a, staged=True)
+        showing_a = weakref.ref(panel._showing)
         with qtbot.waitSignal(panel.case_loaded, timeout=60_000):
             panel.show_case(case_b, staged=True)
         qtbot.wait(200)
         assert loaded == [case_b.case_id]  # A never announced as shown
+        del case_a
+        gc.collect()
+        assert showing_a() is None  # A's steps (and the case they hold) are not kept
         assert panel.session.case.case_id == case_b.case_id
         for key, mri in panel.grid.panels.items():
             if key in case_b.volumes:

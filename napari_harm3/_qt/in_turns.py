@@ -9,6 +9,7 @@ after the last step, also when a step raised or :meth:`InTurns.stop` dropped the
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from typing import Callable, Iterable, Optional
 
@@ -18,6 +19,8 @@ from qtpy.QtCore import QObject, QTimer
 #: the pause before the next step: long enough for Qt to paint what the last step changed (a
 #: zero timer can fire before the window's pending repaint, and two steps then run back to back)
 TURN_MS = 2
+#: steps run on in the same turn until they have taken this long
+TURN_BUDGET_MS = 40
 
 
 class InTurns(QObject):
@@ -46,10 +49,11 @@ class InTurns(QObject):
 
     def stop(self) -> None:
         """Drop the steps not yet run (``finish`` runs, ``done`` does not)."""
+        if not self.running:  # ended: nothing to stop (and its Qt side may be gone)
+            return
         self._timer.stop()
-        if self.running:
-            self._steps.clear()
-            self._end(None, completed=False)
+        self._steps.clear()
+        self._end(None, completed=False)
 
     def run_now(self) -> None:
         """Run the steps (the remaining ones, if started) at once, in this turn."""
@@ -65,13 +69,17 @@ class InTurns(QObject):
         if not self._steps:
             self._end(None, completed=True)
             return
-        step = self._steps.popleft()
-        try:
-            step()
-        except Exception as exc:  # noqa: BLE001 — reported through ``failed`` with the rest dropped
-            self._steps.clear()
-            self._end(exc, completed=False)
-            return
+        start = time.perf_counter()
+        while self._steps:  # cheap steps (a refilled layer) share a turn; a costly one has its own
+            step = self._steps.popleft()
+            try:
+                step()
+            except Exception as exc:  # noqa: BLE001 — reported through ``failed``, the rest dropped
+                self._steps.clear()
+                self._end(exc, completed=False)
+                return
+            if not schedule or (time.perf_counter() - start) * 1000 >= TURN_BUDGET_MS:
+                break
         if schedule:
             self._timer.start()
         elif not self._steps:
@@ -79,13 +87,17 @@ class InTurns(QObject):
 
     def _end(self, exc: Optional[BaseException], completed: bool) -> None:
         self.running = False
+        finish, done, failed = self._finish, self._done, self._failed
+        # let go of the steps' closures (they hold a whole case) and of this object itself
+        self._finish = self._done = self._failed = None
+        self.deleteLater()
         try:
-            if self._finish is not None:
-                self._finish()
+            if finish is not None:
+                finish()
         except Exception as finish_exc:  # noqa: BLE001 — the first failure is the one reported
             exc = exc or finish_exc
             completed = False
-        if exc is not None and self._failed is not None:
-            self._failed(exc)
-        elif completed and self._done is not None:
-            self._done()
+        if exc is not None and failed is not None:
+            failed(exc)
+        elif completed and done is not None:
+            done()

@@ -287,6 +287,11 @@ def test_a_case_is_put_into_the_viewers_in_turns_and_a_later_case_wins(make_pane
         showing_a = weakref.ref(panel._showing)
         with qtbot.waitSignal(panel.case_loaded, timeout=60_000):
             panel.show_case(case_b, staged=True)
+            # B is the session's case at once; until its layers come, nothing of A is in sight
+            assert panel.session.case.case_id == case_b.case_id
+            assert not [layer.name for mri in panel.grid.panels.values() for layer in mri.model.layers
+                        if layer.visible and layer.metadata.get("harm3_kind") != "crosshair"
+                        and layer._type_string in ("image", "labels")]
         qtbot.wait(200)
         assert loaded == [case_b.case_id]  # A never announced as shown
         del case_a

@@ -337,10 +337,11 @@ class CasePanel(QTabWidget):
     def show_case(self, layers: CaseLayers, staged: bool = False) -> None:
         """Make the read case the session's and put it into the viewers (GUI thread).
 
-        The session takes the case and the last case's layers leave at once; with ``staged`` the
-        viewers are filled one panel per event-loop turn (:mod:`.in_turns`: the window answers
-        and repaints in between) and ``case_loaded`` comes after the last; otherwise all before
-        returning. A later ``show_case`` (or closing) drops the steps of one still going."""
+        The session takes the case and the last case's layers leave (or hide, to be refilled) at
+        once; with ``staged`` the viewers are filled layer by layer over event-loop turns
+        (:mod:`.in_turns`: the window answers and repaints in between) and ``case_loaded`` comes
+        after the last; otherwise all before returning. A later ``show_case`` (or closing) drops
+        the steps of one still going."""
         if self._showing is not None:
             self._showing.stop()  # an earlier case still being put into the viewers gives way
         self.session.show(layers.opened, tumour_response=layers.tumour_response)
@@ -368,14 +369,15 @@ class CasePanel(QTabWidget):
             else:
                 self.slide_view.clear()
 
-        steps = [*grid_steps, place, slide, lambda: self._show_case_text(layers)]
-        showing = InTurns(steps[1:], finish=finish_grid, done=lambda: self.case_loaded.emit(layers),
-                          failed=lambda exc: self._fail(user_message(exc, "viewer")), parent=self)
+        clear, *grid_steps = grid_steps
         try:
-            steps[0]()  # the last case's overlays leave with it, in this turn
+            clear()  # the last case's overlays leave with it, its other layers hide: in this turn
         except Exception:
             finish_grid()
             raise
+        showing = InTurns([*grid_steps, place, slide, lambda: self._show_case_text(layers)], finish=finish_grid,
+                          done=lambda: self.case_loaded.emit(layers),
+                          failed=lambda exc: self._fail(user_message(exc, "viewer")), parent=self)
         if staged:
             self._showing = showing.start()
         else:

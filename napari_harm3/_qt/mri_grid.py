@@ -334,6 +334,9 @@ class MriGrid(QWidget):
             else:
                 continue
             self.spares.stash(key, kind, layer, layers)
+            # hidden until refilled (which shows it again): while the next case goes in turn by
+            # turn, the last case's pixels never stand under the next case's name
+            layer.visible = False
             keep.append(layer)
         return keep
 

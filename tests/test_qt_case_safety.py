@@ -161,3 +161,35 @@ def test_results_overlays_and_reports_stay_with_their_case(make_workflow, qtbot,
     else:
         assert not out.exists() and workflow.status.text().startswith("Report not written")
     assert_nothing_of(ref_b, viewer, panel, workflow, tmp_path / "A-after-export.pdf")
+
+
+def test_a_case_opened_while_a_runs_maps_go_in_gets_none_of_them(make_workflow, qtbot, small_cohort, tmp_path):
+    """A finished run's maps go into the viewers over event-loop turns (the window answers in
+    between); a case opened in the middle stops them: none of A's maps land on B, and the run
+    is still announced as finished (it was: its numbers are A's, kept with A's session)."""
+    a, b = small_cohort / "SYN-0003" / "case.yaml", small_cohort / "SYN-0004" / "case.yaml"
+    viewer, panel, workflow = make_workflow()
+    open_case(qtbot, panel, a)
+    press(qtbot, workflow, "pcr")  # features cached and models loaded: the next run is quick
+    ref_a = panel.session.ref
+    workflow.overlays.remove()  # the next run makes new layers (not refills: those go in at once)
+    ahead = read_ahead(b)
+    seen = []
+
+    def open_b_midway(analysis, prediction):
+        if prediction is not None and workflow.overlays.going_in() and not seen:
+            seen.append([l.name for l in workflow.overlays.all()])  # what was in when B came
+            panel.show_case(ahead)
+
+    panel.session.prediction_changed.connect(open_b_midway)
+    try:
+        with qtbot.waitSignal(workflow.run_finished, timeout=300_000) as finished:
+            click(qtbot, workflow.buttons["pcr"])
+    finally:
+        panel.session.prediction_changed.disconnect(open_b_midway)
+    assert seen, "the maps did not go in over turns"
+    assert finished.args[0] == "pcr"
+    qtbot.wait(300)  # any turn still queued would have run by now
+    assert panel.session.ref == ahead.opened.ref
+    assert not workflow.overlays.going_in() and not workflow.overlays.all()
+    assert_nothing_of(ref_a, viewer, panel, workflow, tmp_path / "B.pdf")

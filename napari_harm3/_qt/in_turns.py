@@ -25,7 +25,8 @@ TURN_BUDGET_MS = 40
 
 class InTurns(QObject):
     """Run ``steps`` one per event-loop turn, then ``finish``; ``failed(exc)`` if a step raises
-    (the rest are dropped, ``finish`` still runs), ``done()`` after ``finish`` otherwise."""
+    (the rest are dropped, ``finish`` still runs; without ``failed`` the error is raised on),
+    ``done()`` after ``finish`` otherwise."""
 
     def __init__(self, steps: Iterable[Callable[[], None]], finish: Optional[Callable[[], None]] = None,
                  done: Optional[Callable[[], None]] = None,
@@ -36,6 +37,7 @@ class InTurns(QObject):
         self._done = done
         self._failed = failed
         self.running = False
+        self.ended = False
         # the timer is this object's child: deleted with it, it never fires into a closed window
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
@@ -57,6 +59,9 @@ class InTurns(QObject):
 
     def run_now(self) -> None:
         """Run the steps (the remaining ones, if started) at once, in this turn."""
+        if self.ended:
+            return
+        self._timer.stop()
         self.running = True
         if not self._steps:
             self._end(None, completed=True)
@@ -78,6 +83,8 @@ class InTurns(QObject):
                 self._steps.clear()
                 self._end(exc, completed=False)
                 return
+            if not self.running:  # the step stopped this (e.g. by closing the case)
+                return
             if not schedule or (time.perf_counter() - start) * 1000 >= TURN_BUDGET_MS:
                 break
         if schedule:
@@ -87,6 +94,7 @@ class InTurns(QObject):
 
     def _end(self, exc: Optional[BaseException], completed: bool) -> None:
         self.running = False
+        self.ended = True
         finish, done, failed = self._finish, self._done, self._failed
         # let go of the steps' closures (they hold a whole case) and of this object itself
         self._finish = self._done = self._failed = None
@@ -97,7 +105,9 @@ class InTurns(QObject):
         except Exception as finish_exc:  # noqa: BLE001 — the first failure is the one reported
             exc = exc or finish_exc
             completed = False
-        if exc is not None and failed is not None:
+        if exc is not None:
+            if failed is None:
+                raise exc  # nobody to tell: napari's exception hook shows it
             failed(exc)
         elif completed and done is not None:
             done()

@@ -12,6 +12,7 @@ import numpy as np
 
 from .._layers import gradcam_layer, heatmap_layer, heatmap_placement, overlay_colormap
 from ..core.vocabulary import ATTENTION_MAPS, POOLING_MAP
+from .in_turns import InTurns
 
 #: the heatmap shown when survival lands (the others start hidden)
 SHOWN_MAP = "final"
@@ -37,6 +38,7 @@ class OverlayLayers:
         self.session = session
         self.style = style          # () -> (colormap name, threshold, opacity)
         self.layers: dict = {"pcr": [], "survival": []}
+        self._turns: InTurns | None = None  # a run's new layers going in, one per turn
 
     def all(self) -> list:
         return [layer for layers in self.layers.values() for layer in layers]
@@ -55,8 +57,36 @@ class OverlayLayers:
                         holder.remove(layer)
 
     def show(self, analysis: str, slide_layer) -> None:
-        """Show ``analysis``'s current maps from the session. The layers of an earlier run on the
-        same grids get the new data: making and removing napari layers is what freezes the window."""
+        """Show ``analysis``'s current maps from the session, all at once."""
+        for step in self.begin_show(analysis, slide_layer):
+            step()
+
+    def show_in_turns(self, analysis: str, slide_layer, then=None) -> None:
+        """:meth:`show` with the new layers added one per event-loop turn (the window answers in
+        between; :mod:`.in_turns`); ``then()`` once they are in, or when :meth:`stop_turns` drops
+        the rest (a case switch: no map of a closed case goes in after it)."""
+        self.stop_turns()
+        self._turns = InTurns(self.begin_show(analysis, slide_layer), finish=then).start()
+
+    def going_in(self) -> bool:
+        return self._turns is not None and self._turns.running
+
+    def stop_turns(self) -> None:
+        if self._turns is not None:
+            self._turns.stop()
+            self._turns = None
+
+    def finish_turns_now(self) -> None:
+        if self._turns is not None:
+            self._turns.run_now()
+            self._turns = None
+
+    def begin_show(self, analysis: str, slide_layer) -> list:
+        """Start showing ``analysis``'s current maps from the session: the layers of an earlier
+        run on the same grids get the new data now (making and removing napari layers is what
+        freezes the window) and the others leave; returns the rest as steps to call in order (e.g.
+        one per event-loop turn, :mod:`.in_turns`): one per new layer, then one that keeps the
+        slide the active layer."""
         colormap, threshold, opacity = self.style()
         ref = self.session.ref
         wanted = []  # (MRI panel key, or None for the slide viewer; LayerData)
@@ -78,20 +108,35 @@ class OverlayLayers:
             if layer is not None and _refill(layer, data, kwargs):
                 reused[(where, kwargs["name"])] = layer
         self.remove(analysis, keep=set(map(id, reused.values())))
+        steps = []
         for where, (data, kwargs, _) in wanted:
             layer = reused.get((where, kwargs["name"]))
-            if layer is None:
-                kwargs["opacity"] = opacity
-                if where is None:
-                    layer = self.viewer.add_image(data, **kwargs)
-                else:
-                    layer = self.grid.add_overlay(where, data, kind="image", **kwargs)
-            layer.opacity = opacity
+            if layer is not None:
+                self._place(analysis, layer, where, opacity)
+            else:
+                steps.append(self._adding(analysis, where, data, kwargs, opacity))
+
+        def keep_slide_active() -> None:
+            if slide_layer is not None and slide_layer in self.viewer.layers:
+                self.viewer.layers.selection.active = slide_layer
+
+        return [*steps, keep_slide_active]
+
+    def _adding(self, analysis: str, where, data, kwargs: dict, opacity):
+        def add() -> None:
+            kwargs["opacity"] = opacity
             if where is None:
-                layer.visible = layer.metadata.get("harm3_map") == SHOWN_MAP
-            self.layers[analysis].append(layer)
-        if slide_layer is not None:
-            self.viewer.layers.selection.active = slide_layer  # keep the slide the active layer
+                layer = self.viewer.add_image(data, **kwargs)
+            else:
+                layer = self.grid.add_overlay(where, data, kind="image", **kwargs)
+            self._place(analysis, layer, where, opacity)
+        return add
+
+    def _place(self, analysis: str, layer, where, opacity) -> None:
+        layer.opacity = opacity
+        if where is None:
+            layer.visible = layer.metadata.get("harm3_map") == SHOWN_MAP
+        self.layers[analysis].append(layer)
 
     def restyle(self) -> int:
         colormap, threshold, opacity = self.style()

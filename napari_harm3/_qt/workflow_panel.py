@@ -64,6 +64,7 @@ class WorkflowPanel(QWidget):
         self.last_error: Optional[BaseException] = None
         self._run = None
         self._gallery_ready = None
+        self._finished: list = []  # runs done whose maps are still going in
         self._progress_signal.connect(self._on_progress)
         self._build(zoo)
         self.overlays = OverlayLayers(napari_viewer, case_panel.grid, self.session, self.overlay_controls.values)
@@ -239,7 +240,9 @@ class WorkflowPanel(QWidget):
         title = ANALYSIS_TITLES[run.analysis]
         if outcome == "done":
             self.status.setText(f"{title}: done")
-            self.run_finished.emit(run.analysis, self.session.prediction(run.analysis))
+            self._finished.append(run.analysis)
+            if not self.overlays.going_in():
+                self._announce_finished()
             return
         if outcome == "discarded":
             message = f"{title} result for case {run.case_ref} discarded: another case is open"
@@ -259,14 +262,21 @@ class WorkflowPanel(QWidget):
 
     # -- the session's results, shown ----------------------------------------------------
     def _on_prediction(self, analysis: str, prediction) -> None:
+        self.overlays.stop_turns()  # an earlier run's maps still going in give way
         slide = self.case_panel.slide_view.layer
         if prediction is None:
             self.overlays.remove(analysis)
-        else:
-            self.overlays.show(analysis, slide)
+        else:  # the new layers go in over event-loop turns; "run finished" once they are in
+            self.overlays.show_in_turns(analysis, slide, then=self._announce_finished)
         if analysis == "survival":
             self.patches.fill_gallery(prediction is not None, tiles=self._gallery_ready)
         self.refresh_results()
+
+    def _announce_finished(self) -> None:
+        """``run_finished`` of the runs done, once their maps are in the viewers (or gave way)."""
+        done, self._finished = self._finished, []
+        for analysis in done:
+            self.run_finished.emit(analysis, self.session.prediction(analysis))
 
     def refresh_results(self) -> str:
         return self.results_view.show_session(self.session)
@@ -276,6 +286,7 @@ class WorkflowPanel(QWidget):
         self.status.setText("Case open: run a model.")
 
     def _on_case_closed(self, ref) -> None:
+        self.overlays.stop_turns()  # no map of the closed case goes in after it
         if self._run is not None and self._run.case_ref == ref:
             self.status.setText(f"case {ref} closed: its run is cancelled")
             self._detach(self._run)
@@ -284,6 +295,7 @@ class WorkflowPanel(QWidget):
         self.refresh_results()
 
     def _on_scale(self, _scale) -> None:
+        self.overlays.finish_turns_now()  # all maps in, then all placed at the new scale
         self.overlays.rescale()
         self.refresh_results()
 
@@ -348,6 +360,7 @@ class WorkflowPanel(QWidget):
 
     def close(self) -> bool:
         self.cancel()
+        self.overlays.stop_turns()
         for signal, slot in ((self.session.case_opened, self._on_case_opened),
                              (self.session.case_closed, self._on_case_closed),
                              (self.session.prediction_changed, self._on_prediction),

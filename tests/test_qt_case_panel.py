@@ -284,14 +284,18 @@ def test_a_case_is_put_into_the_viewers_in_turns_and_a_later_case_wins(make_pane
         loaded = []
         panel.case_loaded.connect(lambda layers: loaded.append(layers.case_id))
         panel.show_case(case_a, staged=True)
+        # A is the session's case at once; until its data are in, the open case's layers wait
+        # under a cover ("opening the next case…")
+        assert panel.session.case.case_id == case_a.case_id
+        holding = [key for key, mri in panel.grid.panels.items()
+                   if any(layer._type_string in ("image", "labels") for layer in mri.model.layers)]
+        assert holding
+        for key in holding:
+            notice = panel.grid.reading[key].notice
+            assert notice.isVisible() and "opening the next case" in notice.text(), key
         showing_a = weakref.ref(panel._showing)
         with qtbot.waitSignal(panel.case_loaded, timeout=60_000):
             panel.show_case(case_b, staged=True)
-            # B is the session's case at once; until its layers come, nothing of A is in sight
-            assert panel.session.case.case_id == case_b.case_id
-            assert not [layer.name for mri in panel.grid.panels.values() for layer in mri.model.layers
-                        if layer.visible and layer.metadata.get("harm3_kind") != "crosshair"
-                        and layer._type_string in ("image", "labels")]
         qtbot.wait(200)
         assert loaded == [case_b.case_id]  # A never announced as shown
         del case_a
@@ -299,7 +303,11 @@ def test_a_case_is_put_into_the_viewers_in_turns_and_a_later_case_wins(make_pane
         assert showing_a() is None  # A's steps (and the case they hold) are not kept
         assert panel.session.case.case_id == case_b.case_id
         for key, mri in panel.grid.panels.items():
+            notice = panel.grid.reading[key].notice
+            assert notice.isVisible() is (key not in case_b.volumes)  # uncovered; "not loaded" if empty
             if key in case_b.volumes:
                 np.testing.assert_array_equal(np.asarray(mri.volume_layer.data), np.asarray(case_b.volumes[key][0]))
+            else:
+                assert "not loaded" in notice.text()
     finally:
         timer.stop()

@@ -265,12 +265,18 @@ class MriGrid(QWidget):
 
         def finish() -> None:
             self.spares.drop()
+            for aid in self.reading.values():  # also when steps were dropped
+                aid.notice.uncover()
             self._empty_unfilled()
 
+        def uncover_step(key: str):
+            return lambda: self.reading[key].notice.uncover()
+
         steps = [lambda: self.clear(reuse=True)]
-        for key in keys:
+        for key in keys:  # a panel is uncovered once its volume and masks are the next case's
             steps += [volume_step(key)] if key in volumes else []
             steps += [mask_step(key, layer_data) for layer_data in by_panel.get(key, ())]
+            steps.append(uncover_step(key))
         return steps, finish
 
     def _refill_or_add(self, panel: MriPanel, spare, data, kwargs: dict, kind: str):
@@ -296,6 +302,9 @@ class MriGrid(QWidget):
             if reuse:  # scale bar, letters and note stay until the panel is known empty (_empty_unfilled):
                 remove_all_but(panel.model.layers, self._stash(key, panel))  # hiding and showing
                 panel.volume_layer = None  # them again costs ~0.2 s a panel
+                # the last case's layers wait under a cover for the next case's data (hiding the
+                # layers instead cost ~0.4 s a switch: napari slices them again when shown)
+                self.reading[key].notice.cover(f"{panel.model.title} — opening the next case…")
                 continue
             _clear_layers(panel.model.layers)
             panel.volume_layer = None
@@ -334,9 +343,6 @@ class MriGrid(QWidget):
             else:
                 continue
             self.spares.stash(key, kind, layer, layers)
-            # hidden until refilled (which shows it again): while the next case goes in turn by
-            # turn, the last case's pixels never stand under the next case's name
-            layer.visible = False
             keep.append(layer)
         return keep
 

@@ -5,8 +5,9 @@ volume (tumour masks, Grad-CAM maps …) a check box (visible) with the layer's 
 opacity slider, kept in both directions in step with the napari layer. The volume itself is
 not listed: its window / level has the preset box and the right-drag.
 
-:class:`EmptyPanelNotice` covers a panel's canvas while it has no volume: "T2-post — not
-loaded" on black, and the panel's slice slider is hidden (there is nothing to slice).
+:class:`EmptyPanelNotice` covers a panel's canvas and its slice slider while it has no volume
+("T2-post — not loaded" on black: there is nothing to slice), and while a case switch gives the
+last case's layers the next case's data ("T2-post — opening the next case…").
 """
 
 from __future__ import annotations
@@ -122,6 +123,9 @@ class EmptyPanelNotice(QLabel):
         self.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.setStyleSheet("background: black; color: #9a9a9a; font-size: 15px;")
         self._target = target
+        self._empty_text = self.text()
+        self._loaded = False
+        self._covering = False
         target.installEventFilter(self)
         self.setGeometry(target.geometry())
 
@@ -131,7 +135,26 @@ class EmptyPanelNotice(QLabel):
         return False
 
     def set_loaded(self, loaded: bool) -> None:
-        self.setVisible(not loaded)
-        if not loaded:
+        self._loaded = loaded
+        if self._covering:
+            return  # under a cover until :meth:`uncover`
+        self.setText(self._empty_text)
+        self._show(not loaded)
+
+    def cover(self, text: str) -> None:
+        """Cover the panel with ``text`` whatever it holds (e.g. the last case's layers while the
+        next case's data go into them) until :meth:`uncover`."""
+        self._covering = True
+        self.setText(text)
+        self._show(True)
+
+    def uncover(self) -> None:
+        if self._covering:
+            self._covering = False
+            self.set_loaded(self._loaded)
+
+    def _show(self, visible: bool) -> None:
+        self.setVisible(visible)
+        if visible:
             self.setGeometry(self._target.geometry())
             self.raise_()

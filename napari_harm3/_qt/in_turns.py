@@ -2,8 +2,9 @@
 
 Putting a case into the viewers is GUI-thread work (napari layers, vispy visuals, first paints)
 that took 3–4 s in one go on 2 cores with software OpenGL: the window did not answer for that
-long. :class:`InTurns` runs such work as a list of steps, each from its own short timer, so
-between two steps Qt delivers input and paints what the last step changed. ``finish`` runs once
+long. :class:`InTurns` runs such work as a list of steps over short timers — cheap steps share a
+turn until it has taken ``TURN_BUDGET_MS`` — so between turns Qt delivers input and paints what
+the last steps changed. ``finish`` runs once
 after the last step, also when a step raised or :meth:`InTurns.stop` dropped the rest.
 """
 

@@ -244,10 +244,11 @@ class MriGrid(QWidget):
         return mask_layers
 
     def show_case_steps(self, volumes: dict, masks: dict, mask_layers: dict) -> tuple[list, object]:
-        """:meth:`show_case` as ``(steps, finish)``: the clearing, then one step per panel (its
-        volume and its masks), to be called in order — e.g. one per event-loop turn, so that
-        the window repaints in between (:mod:`.in_turns`) — and ``finish``, to be called once
-        after them, also when a step failed or the rest were dropped. ``mask_layers`` is
+        """:meth:`show_case` as ``(steps, finish)``: the clearing (which covers the panels that
+        hold the last case's layers), then per panel a step for its volume, one for each of its
+        masks and one that uncovers it, to be called in order — e.g. over event-loop turns, so
+        that the window repaints in between (:mod:`.in_turns`) — and ``finish``, to be called
+        once after them, also when a step failed or the rest were dropped. ``mask_layers`` is
         filled with the mask layers by panel key as the steps run."""
         first = next(iter(self.panels))
         by_panel: dict[str, list] = {}

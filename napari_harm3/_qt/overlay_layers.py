@@ -56,15 +56,11 @@ class OverlayLayers:
                     for layer in mine:
                         holder.remove(layer)
 
-    def show(self, analysis: str, slide_layer) -> None:
-        """Show ``analysis``'s current maps from the session, all at once."""
-        for step in self.begin_show(analysis, slide_layer):
-            step()
-
     def show_in_turns(self, analysis: str, slide_layer, then=None) -> None:
-        """:meth:`show` with the new layers added one per event-loop turn (the window answers in
-        between; :mod:`.in_turns`); ``then()`` once they are in, or when :meth:`stop_turns` drops
-        the rest (a case switch: no map of a closed case goes in after it)."""
+        """Show ``analysis``'s current maps from the session (:meth:`begin_show`), the new layers
+        added over event-loop turns (the window answers in between; :mod:`.in_turns`); ``then()``
+        once they are in, or when :meth:`stop_turns` drops the rest (a case switch: no map of a
+        closed case goes in after it)."""
         self.stop_turns()
         self._turns = InTurns(self.begin_show(analysis, slide_layer), finish=then).start()
 

@@ -12,6 +12,9 @@ it prints the wall time, the worst gap and the 99th percentile; peers measured i
 the core's own computation of the same step on the main thread without a viewer (``run.execute``,
 ``export_report``) and the fold models' forward pass alone.
 
+``--stalls`` samples the GUI thread's Python stack every 2 ms (``stall_sampler.py``) and prints,
+for every stall over 100 ms, the stack it was spent in.
+
 ``--profile DIR`` writes a cProfile of the GUI thread per phase (``DIR/<phase>.prof``) and prints
 its top functions: that is where the stalls are.
 """
@@ -71,6 +74,11 @@ class StallProbe:
             inside = np.concatenate([inside, [t1]])
         return list(np.diff(inside) * 1000.0)
 
+    def stalls(self, t0: float, t1: float, over_ms: float = STALL_MS) -> list[tuple[float, float]]:
+        """The gaps over ``over_ms`` that ended in ``(t0, t1)``, as (start, end) times."""
+        ticks = [t for t in self.ticks if t < t0][-1:] + [t for t in self.ticks if t0 <= t <= t1]
+        return [(a, b) for a, b in zip(ticks, ticks[1:]) if (b - a) * 1000.0 > over_ms]
+
 
 class WorkerTimes:
     """Starts a run through the Models tab (as its button does) and keeps its worker's own time."""
@@ -97,10 +105,14 @@ class Bench:
         self.rows: list[tuple] = []
         self.profile_dir = profile_dir
         self.probe = None
+        self.sampler = None
+        self.times: list[tuple[float, float]] = []
 
-    def phase(self, name: str, start, done_signals, settle_s: float = 0.4, timeout_s: float = 900.0, peer=None):
-        """Run ``start()`` then the event loop until one of ``done_signals``; then ``settle_s`` more
-        (the draws and handlers that follow the result). Records wall time to the signal and the gaps."""
+    def phase(self, name: str, start, done_signals, settle_s: float = 0.4, timeout_s: float = 900.0, peer=None,
+              until=None):
+        """Run ``start()`` then the event loop until one of ``done_signals`` (or ``until()`` is
+        true); then ``settle_s`` more (the draws and handlers that follow the result). Records wall
+        time to the signal and the gaps."""
         from napari_harm3._qt.demo_steps import wait_for  # lazy: Qt
 
         profiler = cProfile.Profile() if self.profile_dir else None
@@ -110,6 +122,8 @@ class Bench:
             profiler.enable()
         start()
         index, args = wait_for(done_signals, timeout_s) if done_signals else (0, ())
+        while until is not None and not until():
+            _spin(0.005)
         t1 = time.perf_counter()
         _spin(settle_s)
         if profiler:
@@ -118,6 +132,7 @@ class Bench:
         if index != 0:
             raise SystemExit(f"{name}: did not finish ({args})")
         gaps = self.probe.gaps_ms(t0, t2)
+        self.times.append((t0, t2))
         self.rows.append((name, t1 - t0, gaps, peer() if peer else None))
         if profiler:
             self._write_profile(name, profiler)
@@ -139,6 +154,12 @@ class Bench:
             p99 = float(np.percentile(gaps, 99)) if gaps else float("nan")
             over = sum(g > STALL_MS for g in gaps)
             print(f"{name:<34} {wall:8.2f} {worst:13.0f} {p99:11.0f} {over:10d}  {peer or ''}")
+        if self.sampler is None:
+            return
+        for (name, *_), (t0, t1) in zip(self.rows, self.times):
+            for a, b in self.probe.stalls(t0, t1):
+                print(f"\nstall of {(b - a) * 1000:.0f} ms in '{name}' at +{a - t0:.2f} s:")
+                print(self.sampler.explain(a, b))
 
 
 def _spin(seconds: float) -> None:
@@ -197,6 +218,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--fresh", action="store_true",
                         help="a copy of the demo patient without its cached slide features")
+    parser.add_argument("--stalls", action="store_true", help="print the GUI thread's stack in each stall")
     parser.add_argument("--profile", type=Path, default=None, help="write a cProfile per phase into this folder")
     args = parser.parse_args(argv)
     if not os.environ.get("DISPLAY") and not os.environ.get("HARM3_BENCH_UNDER_XVFB"):
@@ -223,6 +245,11 @@ def main(argv=None) -> int:
 
     bench = Bench(args.profile)
     bench.probe = StallProbe()
+    if args.stalls:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from stall_sampler import StackSampler  # lazy: only with --stalls
+
+        bench.sampler = StackSampler()
     workflow = panel.workflow
     session = panel.session
     with tempfile.TemporaryDirectory(prefix="harm3-latency-") as tmp:
@@ -242,19 +269,31 @@ def main(argv=None) -> int:
         controls = workflow.overlay_controls
         n_layers = len(workflow.overlay_layers())
 
-        def thresholds():
-            for value in (20, 30, 40, 50, 15):
-                controls.threshold.setValue(value)
+        overlays = workflow.overlays
+        steps_left = []
 
-        bench.phase(f"threshold ×5 ({n_layers} overlays)", thresholds, [])
+        def as_user_events(actions, every_ms: int):
+            """``actions`` one per event, ``every_ms`` apart (a slider drag, clicks), not in one turn."""
+            from qtpy.QtCore import QTimer  # lazy: Qt
+
+            steps_left[:] = list(actions)
+            for n, _ in enumerate(actions):
+                QTimer.singleShot(n * every_ms, lambda: steps_left.pop(0)())
+
+        def settled() -> bool:
+            return not steps_left and not overlays.restyling()
+
+        bench.phase(f"threshold drag, 5 steps ({n_layers} overlays)", lambda: as_user_events(
+            [lambda v=v: controls.threshold.setValue(v) for v in (20, 30, 40, 50, 15)], 40), [], until=settled)
         bench.phase("colormap change", lambda: controls.colormap.setCurrentIndex(
-            (controls.colormap.currentIndex() + 1) % controls.colormap.count()), [])
+            (controls.colormap.currentIndex() + 1) % controls.colormap.count()), [], until=settled)
 
-        def toggle():
-            for layer in workflow.overlay_layers():
-                layer.visible = not layer.visible
+        def toggles():
+            return [lambda layer=layer: setattr(layer, "visible", not layer.visible)
+                    for layer in workflow.overlay_layers()]
 
-        bench.phase("toggle overlay visibility", toggle, [])
+        bench.phase(f"{n_layers} overlays shown/hidden, one click each", lambda: as_user_events(toggles(), 150), [],
+                    until=settled)
         pdf = Path(tmp) / "report.pdf"
         peer_pdf = Path(tmp) / "peer.pdf"
 

@@ -86,6 +86,11 @@ def child(mode: str, cohort: Path, switches: int) -> dict:
     viewer, panel = open_case_window(None, show=True)
     app = QApplication.instance()
     probe = StallProbe()
+    sampler = None
+    if os.environ.get("HARM3_BENCH_STALLS"):  # --stalls: where the worst stalls were spent
+        from stall_sampler import StackSampler
+
+        sampler = StackSampler()
     stalls: list = []
     worklist = panel.worklist
     worklist.set_prefetch(mode == "prefetch")
@@ -101,6 +106,10 @@ def child(mode: str, cohort: Path, switches: int) -> dict:
         if index != 0:
             raise RuntimeError(f"case not shown: {args}")
         stalls.append(max(probe.gaps_ms(start, time.perf_counter()), default=0.0))
+        if sampler is not None:
+            for a, b in probe.stalls(start, time.perf_counter()):
+                print(f"stall of {(b - a) * 1000:.0f} ms at +{a - start:.2f} s:\n{sampler.explain(a, b)}",
+                      file=sys.stderr, flush=True)
         return elapsed
 
     cold = timed(lambda: worklist.open_case_id(ids[0]))
@@ -135,6 +144,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--switches", type=int, default=50)
     parser.add_argument("--cohort", type=Path, default=None)
+    parser.add_argument("--stalls", action="store_true",
+                        help="print where the GUI thread spent each stall over 100 ms (stderr of the children)")
     parser.add_argument("--child", choices=("prefetch", "noprefetch"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     cohort = args.cohort or ensure_cohort()
@@ -145,7 +156,10 @@ def main() -> int:
     for mode in ("prefetch", "noprefetch"):
         proc = subprocess.run([sys.executable, __file__, "--child", mode, "--cohort", str(cohort),
                                "--switches", str(args.switches)], capture_output=True, text=True, check=False,
-                              env={**os.environ, "PYTHONPATH": str(ROOT)})
+                              env={**os.environ, "PYTHONPATH": str(ROOT),
+                                   **({"HARM3_BENCH_STALLS": "1"} if args.stalls else {})})
+        if args.stalls:
+            print(proc.stderr[-60000:])
         line = next((l for l in proc.stdout.splitlines() if l.startswith("RESULT ")), None)
         if line is None:
             print(proc.stdout[-2000:], proc.stderr[-4000:])

@@ -207,7 +207,8 @@ def two_cases(tmp_path_factory):
 def test_next_case_reuses_the_layers_shows_its_data_and_no_old_overlay(make_panel, two_cases):
     """Issue 13: the next case goes into the last case's volume and mask layers (the same objects:
     no new vispy visuals); it shows its own data, and nothing of the last case's overlays. The
-    slide gets a new layer (a refilled multiscale layer covered the heatmaps added after it)."""
+    slide gets a new layer (a refilled multiscale layer covered the heatmaps added after it),
+    drawn under the layers added after it (a heatmap)."""
     from napari_harm3._layers import case_layer_data
     from napari_harm3.core.session import open_case_data
 
@@ -243,7 +244,22 @@ def test_next_case_reuses_the_layers_shows_its_data_and_no_old_overlay(make_pane
     assert slide not in viewer.layers and panel.slide_view.layer in viewer.layers
     slide = panel.slide_view.layer
     assert slide.metadata["slide_path"] == case_b.slide[1]["metadata"]["slide_path"] != case_a.slide[1]["metadata"]["slide_path"]
+    assert all(a is b for a, b in zip(slide.data, case_b.slide[0]))  # B's pyramid levels
     assert panel.case_id_label.text() == case_b.case_id
+
+    # a map added over B's slide is drawn over it (not under: napari's draw order after a refill)
+    panel.show_slide()
+    height, width = slide.data[0].shape[:2]
+    red = np.zeros((8, 8, 4), np.float32)
+    red[..., 0] = red[..., 3] = 1.0
+    viewer.add_image(red, rgb=True, scale=(height * slide.scale[0] / 8, width * slide.scale[1] / 8), name="map")
+    viewer.reset_view()
+    canvas = viewer.window._qt_viewer.canvas
+    orders = [canvas.layer_to_visual[layer].node.order for layer in viewer.layers]
+    assert orders == sorted(orders) and viewer.layers.index(slide) == 0
+    shot = viewer.screenshot(canvas_only=True, flash=False)[..., :3].astype(int)
+    centre = shot[shot.shape[0] // 2 - 20: shot.shape[0] // 2 + 20, shot.shape[1] // 2 - 20: shot.shape[1] // 2 + 20]
+    assert (centre[..., 0] > 200).all() and (centre[..., 1:] < 60).all()  # red over the tissue
 
 
 def test_a_case_is_put_into_the_viewers_in_turns_and_a_later_case_wins(make_panel, qtbot, two_cases,
@@ -311,3 +327,51 @@ def test_a_case_is_put_into_the_viewers_in_turns_and_a_later_case_wins(make_pane
                 assert "not loaded" in notice.text()
     finally:
         timer.stop()
+
+
+def test_the_mri_canvases_keep_their_size_while_a_case_opens(make_napari_viewer, qtbot, two_cases):
+    """Issue 15: what the Case tab shows changes per case (progress bar, mask legend); the tab
+    scrolls instead of growing its dock, which took the height from the MRI grid: each of the
+    four GL canvases then repainted synchronously (0.4 s frozen at every case open)."""
+    from qtpy.QtCore import QEvent, QObject
+    from qtpy.QtWidgets import QApplication
+
+    from napari_harm3._qt.app import WINDOW_SIZE
+    from napari_harm3._qt.case_panel import CasePanel
+    from napari_harm3._qt.workflow_panel import install_workflow
+
+    viewer = make_napari_viewer(show=True)  # the window ``harm3 view`` opens (app.open_case_window)
+    viewer.window.resize(*WINDOW_SIZE)
+    panel = CasePanel(viewer)
+    workflow = install_workflow(panel)
+    viewer.window.add_dock_widget(panel, name="HARM3 case", area="right")
+    QApplication.processEvents()
+    panel.show_grid()
+    with qtbot.waitSignal(panel.case_loaded, timeout=120_000):
+        panel.open_case(two_cases[0])
+    qtbot.wait(300)
+
+    class Resizes(QObject):
+        seen: list = []
+
+        def eventFilter(self, watched, event):  # noqa: N802 (Qt API)
+            if event.type() == QEvent.Type.Resize:
+                self.seen.append((watched.objectName(), event.oldSize(), event.size()))
+            return False
+
+    watcher = Resizes()
+    canvases = [mri.qt_viewer.canvas.native for mri in panel.grid.panels.values()]
+    for canvas in canvases:
+        canvas.installEventFilter(watcher)
+    try:
+        with qtbot.waitSignal(panel.case_loaded, timeout=120_000):
+            panel.open_case(two_cases[1])
+        qtbot.wait(300)
+    finally:
+        for canvas in canvases:
+            canvas.removeEventFilter(watcher)
+    try:
+        assert panel.progress.isHidden() and watcher.seen == []
+    finally:
+        workflow.close()
+        panel.close_viewers()

@@ -69,3 +69,27 @@ def test_empty_panel_keeps_following(pair):
     a.scene.camera.zoom = 2.5
     assert empty.scene.camera.zoom == 2.5
     a.dims.set_point(0, 8.0)  # no error although dimensionalities differ
+
+
+def test_a_held_viewer_neither_follows_nor_leads_until_released(pair):
+    """While the next case goes into a covered panel (issue 15) it is held out of the link: moving
+    the others does not move it (no repaint of a canvas nobody sees) and moving it does not move
+    them; released, it takes the others' view — and only it changes."""
+    a, b = pair
+    c = model_with_volume((40, 32, 32), (4.0, 1.0, 1.0), (-80.0, -16.0, -16.0))
+    link = ViewerLink([a, b, c])
+    link.hold([b, c])
+    a.scene.camera.zoom = 5.0
+    a.dims.set_point(0, 8.0)
+    assert b.scene.camera.zoom != 5.0 and c.scene.camera.zoom != 5.0 and b.dims.point[0] != pytest.approx(8.0)
+    b.scene.camera.zoom = 2.0  # a held viewer leads nobody
+    assert a.scene.camera.zoom == 5.0 and c.scene.camera.zoom != 2.0
+    moved = []
+    c.scene.camera.events.zoom.connect(lambda e: moved.append("c"))
+    link.release(b)
+    assert b.scene.camera.zoom == 5.0 and b.dims.point[0] == pytest.approx(8.0)
+    assert not moved  # c is still held: untouched by b's release
+    link.release_all()
+    assert c.scene.camera.zoom == 5.0 and c.dims.point[0] == pytest.approx(8.0)
+    c.scene.camera.zoom = 9.0  # linked both ways again
+    assert a.scene.camera.zoom == 9.0 and b.scene.camera.zoom == 9.0

@@ -31,12 +31,14 @@ from qtpy.QtWidgets import (
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
+    QFrame,
     QGroupBox,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -48,7 +50,7 @@ from ..core.progress import CancelToken
 from ..core.session import CaseSession, open_case_data
 from .._layers import SEQUENCE_TITLES, CaseLayers, case_layer_data
 from .align_box import AlignBox
-from .in_turns import InTurns
+from .in_turns import InTurns, alone
 from .mri_grid import MriGrid
 from .reading_layout import CaseViews
 from .slide_view import MPP_MISSING_MESSAGE, SlideView
@@ -209,7 +211,15 @@ class CasePanel(QTabWidget):
         self.show_grid_button.clicked.connect(self.show_grid)
         layout.addWidget(self.show_grid_button)
         layout.addStretch(1)
-        self.addTab(tab, "Case")
+        # scrolled (like the Models tab): what the tab shows (progress bar, mask legend, warnings)
+        # changes its height per case, and a dock that must grow takes the height from the MRI
+        # grid, whose four GL canvases then repaint synchronously (0.4 s at each case open)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setWidget(tab)
+        self.case_tab = tab  # its layout is where the mask legend and drawing boxes go
+        self.addTab(scroll, "Case")
 
     def add_tab(self, widget: QWidget, title: str) -> int:
         """Extension point: add a workflow widget (models, results, report) as a tab."""
@@ -363,11 +373,12 @@ class CasePanel(QTabWidget):
                 self.show_slide()
             self.grid.reset_view()
 
-        def slide() -> None:
+        def slide_out() -> None:  # the last slide's layer leaves (napari runs gc.collect() then)
+            self.slide_view.clear()
+
+        def slide_in() -> None:
             if layers.slide is not None:
                 self.slide_view.show(layers.slide, thumbnail=layers.slide_thumbnail)
-            else:
-                self.slide_view.clear()
 
         clear, *grid_steps = grid_steps
         try:
@@ -375,7 +386,8 @@ class CasePanel(QTabWidget):
         except Exception:
             finish_grid()
             raise
-        showing = InTurns([*grid_steps, place, slide, lambda: self._show_case_text(layers)], finish=finish_grid,
+        showing = InTurns([*grid_steps, alone(place), alone(slide_out), alone(slide_in),
+                           lambda: self._show_case_text(layers)], finish=finish_grid,
                           done=lambda: self.case_loaded.emit(layers),
                           failed=lambda exc: self._fail(user_message(exc, "viewer")), parent=self)
         if staged:

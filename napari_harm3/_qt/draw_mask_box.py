@@ -121,7 +121,7 @@ class DrawMaskBox(QGroupBox):
 def install_draw_mask_box(case_panel) -> DrawMaskBox:
     """Put a :class:`DrawMaskBox` into the Case tab, under the mask legend when there is one."""
     box = DrawMaskBox(case_panel)
-    layout = case_panel.widget(0).layout()
+    layout = case_panel.case_tab.layout()
     legend = getattr(case_panel, "mask_legend", None)
     index = layout.indexOf(legend) if legend is not None else -1
     layout.insertWidget(index + 1 if index >= 0 else layout.count(), box)

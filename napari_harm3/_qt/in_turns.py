@@ -21,7 +21,14 @@ from qtpy.QtCore import QObject, QTimer
 #: zero timer can fire before the window's pending repaint, and two steps then run back to back)
 TURN_MS = 2
 #: steps run on in the same turn until they have taken this long
-TURN_BUDGET_MS = 40
+TURN_BUDGET_MS = 15
+
+
+def alone(step: Callable[[], None]) -> Callable[[], None]:
+    """Mark ``step`` as costly (a new napari layer, a view fit of four canvases): it gets a turn
+    of its own, never shared with the cheap steps before or after it."""
+    step.own_turn = True
+    return step
 
 
 class InTurns(QObject):
@@ -76,8 +83,12 @@ class InTurns(QObject):
             self._end(None, completed=True)
             return
         start = time.perf_counter()
+        ran = 0
         while self._steps:  # cheap steps (a refilled layer) share a turn; a costly one has its own
+            if schedule and ran and getattr(self._steps[0], "own_turn", False):
+                break
             step = self._steps.popleft()
+            ran += 1
             try:
                 step()
             except Exception as exc:  # noqa: BLE001 — reported through ``failed``, the rest dropped
@@ -86,7 +97,8 @@ class InTurns(QObject):
                 return
             if not self.running:  # the step stopped this (e.g. by closing the case)
                 return
-            if not schedule or (time.perf_counter() - start) * 1000 >= TURN_BUDGET_MS:
+            if not schedule or (time.perf_counter() - start) * 1000 >= TURN_BUDGET_MS \
+                    or getattr(step, "own_turn", False):
                 break
         if schedule:
             self._timer.start()

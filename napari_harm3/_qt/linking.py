@@ -38,6 +38,7 @@ class ViewerLink:
         self.link_dims = dims
         self.link_camera = camera
         self._callbacks: dict[int, list[tuple[object, object]]] = {}
+        self._held: set[int] = set()  # ids of viewers that neither follow nor lead for now
         for viewer in viewers:
             self.add(viewer)
 
@@ -78,6 +79,28 @@ class ViewerLink:
         for viewer in list(self._viewers):
             self.remove(viewer)
 
+    def hold(self, viewers) -> None:
+        """Leave ``viewers`` out of the link until :meth:`release`: they neither follow the
+        others nor lead them (a panel covered while the next case goes into it: moving its
+        camera or slices repaints a canvas nobody sees, with the last case's layers)."""
+        self._held.update(id(v) for v in viewers)
+
+    def release(self, viewer, source=None) -> None:
+        """Put ``viewer`` back in the link; it takes ``source``'s state (the first viewer not
+        held when None) — only it, so one canvas repaints."""
+        self._held.discard(id(viewer))
+        source = source if source is not None else next(
+            (v for v in self._viewers if v is not viewer and id(v) not in self._held), None)
+        if source is not None and source is not viewer:
+            self._push(source, [viewer])
+
+    def release_all(self) -> None:
+        held = [v for v in self._viewers if id(v) in self._held]
+        self._held.clear()
+        if held and len(held) < len(self._viewers):
+            source = next(v for v in self._viewers if id(v) not in {id(h) for h in held})
+            self._push(source, held)
+
     # -- synchronisation -----------------------------------------------------------------
     def sync_from(self, source) -> None:
         """Make every other linked viewer take ``source``'s position, pan and zoom."""
@@ -91,6 +114,9 @@ class ViewerLink:
         return on_change
 
     def _push(self, source, targets) -> None:
+        if id(source) in self._held:
+            return
+        targets = [t for t in targets if id(t) not in self._held]
         if self._syncing or not targets:
             return
         self._syncing = True

@@ -86,7 +86,7 @@ def install_mask_legend(case_panel) -> MaskLegend:
     """Put a :class:`MaskLegend` into ``case_panel``'s Case tab (after the case's details) and
     rebuild it whenever a case is shown."""
     legend = MaskLegend(case_panel.grid)
-    layout = case_panel.widget(0).layout()
+    layout = case_panel.case_tab.layout()
     details = case_panel.case_id_label.parentWidget()
     index = layout.indexOf(details)
     layout.insertWidget(index + 1 if index >= 0 else layout.count(), legend)

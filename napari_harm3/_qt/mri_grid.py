@@ -41,6 +41,7 @@ from qtpy.QtWidgets import (
 from ..core.mri import windowing
 from ..core.vocabulary import SEQUENCES
 from .images import save_png
+from .in_turns import alone
 from .layer_reuse import SpareLayers, remove_all_but, try_refill
 from .linking import ViewerLink
 from .orientation_labels import fit_clear_of_letters, show_note, show_plane_letters
@@ -268,15 +269,21 @@ class MriGrid(QWidget):
             self.spares.drop()
             for aid in self.reading.values():  # also when steps were dropped
                 aid.notice.uncover()
+            self.link.release_all()
             self._empty_unfilled()
 
         def uncover_step(key: str):
-            return lambda: self.reading[key].notice.uncover()
+            def uncover() -> None:
+                self.link.release(self.panels[key].model)  # it takes the shown panels' view now
+                self.reading[key].notice.uncover()
+            return uncover
 
         steps = [lambda: self.clear(reuse=True)]
         for key in keys:  # a panel is uncovered once its volume and masks are the next case's
-            steps += [volume_step(key)] if key in volumes else []
-            steps += [mask_step(key, layer_data) for layer_data in by_panel.get(key, ())]
+            # a panel without the last case's layers makes new ones: a turn each (~0.1–0.5 s)
+            fresh = alone if self.panels[key].volume_layer is None else (lambda step: step)
+            steps += [fresh(volume_step(key))] if key in volumes else []
+            steps += [fresh(mask_step(key, layer_data)) for layer_data in by_panel.get(key, ())]
             steps.append(uncover_step(key))
         return steps, finish
 
@@ -299,6 +306,8 @@ class MriGrid(QWidget):
         next :meth:`set_volume` / mask :meth:`add_overlay` (see :meth:`show_case`), the
         crosshair stays, every other layer goes."""
         self.spares.drop()
+        if reuse:  # covered panels leave the link until they hold the next case (uncover_step)
+            self.link.hold([panel.model for panel in self.panels.values()])
         for key, panel in self.panels.items():
             if reuse:  # scale bar, letters and note stay until the panel is known empty (_empty_unfilled):
                 remove_all_but(panel.model.layers, self._stash(key, panel))  # hiding and showing

@@ -27,6 +27,7 @@ from ._reader_mri import labels_layer_data, volume_layer_data
 from ._reader_wsi import slide_layer_data
 from .core.explain.colormaps import DEFAULT_OVERLAY_COLORMAP, overlay_colours
 from .core.mri.case_volumes import for_display
+from .core.io.wsi_pyramid import hold_overview
 from .core.mri.tumour_response import case_tumour_response
 from .core.progress import ProgressFn, report
 from .core.vocabulary import SEQUENCE_TITLES, sequence_title
@@ -148,6 +149,7 @@ def case_layer_data(opened, progress: ProgressFn | None = None, thumbnail_size: 
         slide = opened.slide if opened.scale.mpp is None or opened.slide.mpp == opened.scale.mpp \
             else opened.slide.with_mpp(opened.scale.mpp)
         out.slide = slide_layer(slide)
+        hold_overview(out.slide[0])  # the levels the viewer first shows: read here, not in its first draw
         out.slide_thumbnail = slide.thumbnail(thumbnail_size)
         out.slide_mpp = opened.scale.mpp
     report(progress, 1.0, f"case {out.case_id} ready")

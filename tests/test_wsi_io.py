@@ -152,6 +152,28 @@ def test_pyramid_levels_are_lazy_and_slice_like_numpy(ndpi, backend):
             level1[level1.shape[0]]
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_overview_levels_held_in_memory_answer_as_the_slide_does(ndpi, backend):
+    """A case open reads the small levels once (off the GUI thread, issue 15): slices of a held
+    level are the slide's own pixels, and only levels up to HOLD_PIXELS are held."""
+    from napari_harm3.core.io.wsi_pyramid import HOLD_PIXELS, hold_overview
+
+    with open_slide(ndpi, backend=backend) as slide:
+        levels = slide.pyramid()
+        small = [lv for lv in levels if lv.shape[0] * lv.shape[1] <= HOLD_PIXELS]
+        assert small and len(small) < len(levels)  # level 0 is not held
+        assert hold_overview(levels) == len(small)
+        assert all(lv.held for lv in small) and not any(lv.held for lv in levels if lv not in small)
+        for lv in small:
+            h, w, _ = lv.shape
+            region = lv[h // 4: h // 2, w // 3: w // 2 + 7]
+            reference = slide.read_level(lv.level, (w // 3, h // 4), (w // 2 + 7 - w // 3, h // 2 - h // 4))
+            assert np.array_equal(region, reference)
+            assert np.array_equal(lv[5, 3:9, 2], slide.read_level(lv.level, (3, 5), (6, 1))[0, :, 2])
+            with pytest.raises(ValueError):
+                lv[:2, :2][0, 0, 0] = 1  # held pixels are read-only: napari cannot change them
+
+
 def test_best_level_follows_openslide(ndpi):
     import openslide
 

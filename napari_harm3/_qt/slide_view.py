@@ -154,7 +154,8 @@ class SlideView:
         """Replace the current slide by ``layer_data`` (data, kwargs, "image"); returns the layer.
 
         A new layer, not the last one refilled (as the MRI panels' are, :mod:`.layer_reuse`): a
-        refilled multiscale layer was drawn over the heatmaps added after it (napari 0.9.2)."""
+        refilled multiscale layer is drawn over the heatmaps added after it (napari 0.9.2; seen
+        again in issue 15's work: ``test_qt_slide_mpp`` fails with a refill)."""
         self.clear()
         data, kwargs, _ = layer_data
         self.layer = self.viewer.add_image(data, **dict(kwargs))

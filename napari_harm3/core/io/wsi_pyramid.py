@@ -5,7 +5,11 @@ the canvas in view and converting the result with ``np.asarray``. :class:`SlideL
 answers such a slice with exactly **one** ``read_region`` call on the slide (OpenSlide or
 tiffslide decode and cache the tiles), instead of a graph of many small dask tasks. Nothing
 is held in memory between requests, so memory does not grow with slide size
-(``benchmarks/bench_slide_viewing.py`` measures the alternatives).
+(``benchmarks/bench_slide_viewing.py`` measures the alternatives) — except the small overview
+levels that :func:`hold_overview` reads once, off the GUI thread, when a case opens: napari
+shows a whole slide from one of them, and reading it in the first draw froze the window for
+0.3–0.5 s on every case open (issue 15). They are at most ``HOLD_PIXELS`` each, so what is
+held is bounded whatever the slide's size.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ import numpy as np
 
 #: ``np.asarray(level)`` on anything larger refuses, instead of decoding gigapixels.
 MAX_FULL_READ_PIXELS = 256 * 1024 * 1024
+#: levels up to this many pixels are held in memory by :func:`hold_overview` (12 MB each)
+HOLD_PIXELS = 4 * 1024 * 1024
 
 
 def _axis_range(index, length: int, axis: str):
@@ -61,6 +67,18 @@ class SlideLevelArray:
         self.level = int(level)
         width, height = slide.level_dimensions[self.level]
         self.shape = (int(height), int(width), 3)
+        self._held: np.ndarray | None = None
+
+    def hold(self) -> None:
+        """Read the whole level once and answer slices from memory from now on."""
+        if self._held is None:
+            held = self[:, :]
+            held.setflags(write=False)
+            self._held = held
+
+    @property
+    def held(self) -> bool:
+        return self._held is not None
 
     @property
     def size(self) -> int:
@@ -80,7 +98,10 @@ class SlideLevelArray:
         rows, cols, channels = _normalise_key(key)
         r0, r1, r_step, keep_rows = _axis_range(rows, self.shape[0], "row")
         c0, c1, c_step, keep_cols = _axis_range(cols, self.shape[1], "column")
-        region = self.slide.read_level(self.level, (c0, r0), (c1 - c0, r1 - r0))
+        if self._held is not None:
+            region = self._held[r0:r1, c0:c1]
+        else:
+            region = self.slide.read_level(self.level, (c0, r0), (c1 - c0, r1 - r0))
         region = region[:: r_step, :: c_step]
         if not keep_rows:
             region = region[0]
@@ -97,3 +118,14 @@ class SlideLevelArray:
             )
         pixels = self[:, :]
         return pixels if dtype is None else pixels.astype(dtype)
+
+
+def hold_overview(levels, max_pixels: int = HOLD_PIXELS) -> int:
+    """Hold in memory every level of ``levels`` (a :class:`SlideLevelArray` pyramid) of at most
+    ``max_pixels``; returns how many. Call it off the GUI thread (a case reader's worker)."""
+    count = 0
+    for level in levels:
+        if isinstance(level, SlideLevelArray) and level.shape[0] * level.shape[1] <= max_pixels:
+            level.hold()
+            count += 1
+    return count

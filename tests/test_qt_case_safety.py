@@ -193,3 +193,43 @@ def test_a_case_opened_while_a_runs_maps_go_in_gets_none_of_them(make_workflow, 
     assert panel.session.ref == ahead.opened.ref
     assert not workflow.overlays.going_in() and not workflow.overlays.all()
     assert_nothing_of(ref_a, viewer, panel, workflow, tmp_path / "B.pdf")
+
+
+def test_a_style_change_goes_into_the_overlays_one_per_turn_and_the_latest_wins(make_workflow, qtbot,
+                                                                                  small_cohort):
+    """Issue 15: a threshold change restyles the overlays one layer per event-loop turn (a timer
+    ticks between any two), and a change made while that goes round is what every overlay
+    ends with — including those already restyled by the first."""
+    from qtpy.QtCore import QTimer
+
+    from napari_harm3._layers import overlay_colormap
+
+    viewer, panel, workflow = make_workflow()
+    open_case(qtbot, panel, small_cohort / "SYN-0003" / "case.yaml")
+    press(qtbot, workflow, "pcr")
+    layers = workflow.overlays.all()
+    assert len(layers) >= 3  # Grad-CAM per MRI panel and the pooling map
+    ticks, restyled = [], []
+    timer = QTimer()
+    timer.setInterval(1)
+    timer.timeout.connect(lambda: ticks.append(1))
+    for layer in layers:
+        layer.events.colormap.connect(lambda event, layer=layer: restyled.append((layer.name, len(ticks))))
+    controls = workflow.overlay_controls
+    name = controls.colormap.currentText()
+    timer.start()
+    try:
+        controls.threshold.setValue(30)
+        assert workflow.overlays.restyling() and not restyled  # nothing in this turn
+        qtbot.waitUntil(lambda: len(restyled) >= 2, timeout=10_000)
+        controls.threshold.setValue(60)  # mid-way: the latest value wins everywhere
+        qtbot.waitUntil(lambda: not workflow.overlays.restyling(), timeout=20_000)
+    finally:
+        timer.stop()
+    wanted = overlay_colormap(name, 0.60).name
+    assert all(layer.colormap.name == wanted for layer in layers), [l.colormap.name for l in layers]
+    # one colormap set may emit twice (napari): those are one restyle
+    restyled = [event for n, event in enumerate(restyled) if n == 0 or event != restyled[n - 1]]
+    gaps = [b[1] - a[1] for a, b in zip(restyled, restyled[1:])]
+    assert min(gaps) >= 1, restyled  # the event loop ran between any two restyled layers
+    assert len(restyled) > len(layers)  # the first restyled ones got the second value too

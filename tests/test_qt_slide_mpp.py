@@ -35,6 +35,7 @@ def check_tissue_visible_under_thresholded_map(panel, workflow, threshold: int =
     assert final.visible and not any(l.visible for l in workflow.overlays.layers["survival"] if l is not final)
     controls.colormap.setCurrentText("viridis")  # its lowest colour is far from the black canvas
     controls.opacity.setValue(100)
+    workflow.overlays.restyle_now()  # the style goes in one layer per turn: all of it, now
     final.visible = False
     slide_only = shot(panel)
     final.visible, slide.visible = True, False
@@ -42,9 +43,11 @@ def check_tissue_visible_under_thresholded_map(panel, workflow, threshold: int =
     painted = {}
     for value in (0, threshold):
         controls.threshold.setValue(value)
+        workflow.overlays.restyle_now()
         painted[value] = ~same(shot(panel), background[None, None, :], tol=6)
     slide.visible = True
     controls.opacity.setValue(55)
+    workflow.overlays.restyle_now()
     with_map = shot(panel)  # at ``threshold``, the default opacity
     white = slide_only.min(axis=2) >= 215
     tissue = (slide_only.max(axis=2) - slide_only.min(axis=2) > 25) & ~white

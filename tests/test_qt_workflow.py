@@ -141,6 +141,7 @@ def test_demo_patient_both_models_overlays_results_and_report(make_workflow, qtb
     workflow.overlay_controls.threshold.setValue(40)
     workflow.overlay_controls.opacity.setValue(30)
     workflow.overlay_controls.colormap.setCurrentText("viridis")
+    qtbot.waitUntil(lambda: not workflow.overlays.restyling(), timeout=10_000)  # one layer per turn
     for layer in workflow.overlay_layers():
         assert layer.opacity == pytest.approx(0.3) and layer.colormap.name.startswith("viridis")
         rgba = layer.colormap.map(np.array([0.2, 0.39, 0.41, 0.9]))

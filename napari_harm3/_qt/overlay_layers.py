@@ -12,7 +12,7 @@ import numpy as np
 
 from .._layers import gradcam_layer, heatmap_layer, heatmap_placement, overlay_colormap
 from ..core.vocabulary import ATTENTION_MAPS, POOLING_MAP
-from .in_turns import InTurns
+from .in_turns import InTurns, alone
 
 #: the heatmap shown when survival lands (the others start hidden)
 SHOWN_MAP = "final"
@@ -39,6 +39,8 @@ class OverlayLayers:
         self.style = style          # () -> (colormap name, threshold, opacity)
         self.layers: dict = {"pcr": [], "survival": []}
         self._turns: InTurns | None = None  # a run's new layers going in, one per turn
+        self._restyling: InTurns | None = None  # a style change going into the layers, one per turn
+        self._restyle_again = False
 
     def all(self) -> list:
         return [layer for layers in self.layers.values() for layer in layers]
@@ -68,9 +70,18 @@ class OverlayLayers:
         return self._turns is not None and self._turns.running
 
     def stop_turns(self) -> None:
+        """Drop the maps of a run still to go in."""
         if self._turns is not None:
             self._turns.stop()
             self._turns = None
+
+    def stop(self) -> None:
+        """Drop every step still to come: a run's maps going in, and a restyle going round."""
+        self.stop_turns()
+        if self._restyling is not None:
+            self._restyle_again = False
+            self._restyling.stop()
+            self._restyling = None
 
     def finish_turns_now(self) -> None:
         if self._turns is not None:
@@ -78,12 +89,13 @@ class OverlayLayers:
             self._turns = None
 
     def begin_show(self, analysis: str, slide_layer) -> list:
-        """Start showing ``analysis``'s current maps from the session: the layers of an earlier
-        run on the same grids get the new data now (making and removing napari layers is what
-        freezes the window) and the others leave; returns the rest as steps to call in order (e.g.
-        one per event-loop turn, :mod:`.in_turns`): one per new layer, then one that keeps the
-        slide the active layer."""
-        colormap, threshold, opacity = self.style()
+        """Start showing ``analysis``'s current maps from the session: the layers of an earlier run
+        that the new maps do not replace leave now; returns the rest as steps to call in order
+        (e.g. one per event-loop turn, :mod:`.in_turns`): one per map — an earlier run's layer on
+        the same grid takes the new data (making napari layers is what freezes the window), any
+        other map gets a new layer — then one that keeps the slide the active layer. The layers
+        waiting for their new data stay this analysis's (a case switch removes them)."""
+        colormap, threshold, _ = self.style()
         ref = self.session.ref
         wanted = []  # (MRI panel key, or None for the slide viewer; LayerData)
         if analysis == "pcr":
@@ -98,19 +110,11 @@ class OverlayLayers:
                     wanted.append((None, heatmap_layer(raster, self.session.scale.mpp, colormap, threshold,
                                                        case_ref=ref)))
         old = {(layer.metadata.get("harm3_panel"), layer.name): layer for layer in self.layers[analysis]}
-        reused = {}
-        for where, (data, kwargs, _) in wanted:
-            layer = old.get((where, kwargs["name"]))
-            if layer is not None and _refill(layer, data, kwargs):
-                reused[(where, kwargs["name"])] = layer
-        self.remove(analysis, keep=set(map(id, reused.values())))
-        steps = []
-        for where, (data, kwargs, _) in wanted:
-            layer = reused.get((where, kwargs["name"]))
-            if layer is not None:
-                self._place(analysis, layer, where, opacity)
-            else:
-                steps.append(self._adding(analysis, where, data, kwargs, opacity))
+        kept = [old[(where, kwargs["name"])] for where, (_, kwargs, _) in wanted if (where, kwargs["name"]) in old]
+        self.remove(analysis, keep=set(map(id, kept)))
+        self.layers[analysis] = kept
+        steps = [alone(self._showing(analysis, where, data, kwargs, old.get((where, kwargs["name"]))))
+                 for where, (data, kwargs, _) in wanted]  # a canvas a turn
 
         def keep_slide_active() -> None:
             if slide_layer is not None and slide_layer in self.viewer.layers:
@@ -118,30 +122,80 @@ class OverlayLayers:
 
         return [*steps, keep_slide_active]
 
-    def _adding(self, analysis: str, where, data, kwargs: dict, opacity):
-        def add() -> None:
-            kwargs["opacity"] = opacity
+    def _showing(self, analysis: str, where, data, kwargs: dict, layer):
+        """A step: ``layer`` (an earlier run's, or None) refilled with the map, or a new layer."""
+        def show() -> None:
+            if layer is not None:
+                if _refill(layer, data, kwargs):
+                    self._place(analysis, layer, where)
+                    return
+                self.layers[analysis].remove(layer)
+                holder = self.viewer.layers if where is None else self.grid.panels[where].model.layers
+                holder.remove(layer)
+            kwargs["opacity"] = self.style()[2]
             if where is None:
-                layer = self.viewer.add_image(data, **kwargs)
+                added = self.viewer.add_image(data, **kwargs)
             else:
-                layer = self.grid.add_overlay(where, data, kind="image", **kwargs)
-            self._place(analysis, layer, where, opacity)
-        return add
+                added = self.grid.add_overlay(where, data, kind="image", **kwargs)
+            self._place(analysis, added, where)
+        return show
 
-    def _place(self, analysis: str, layer, where, opacity) -> None:
-        layer.opacity = opacity
+    def _place(self, analysis: str, layer, where) -> None:
+        self._style(layer, *self._shared_style())  # the controls may have moved since the run ended
         if where is None:
             layer.visible = layer.metadata.get("harm3_map") == SHOWN_MAP
-        self.layers[analysis].append(layer)
+        if layer not in self.layers[analysis]:
+            self.layers[analysis].append(layer)
+
+    def _shared_style(self) -> tuple:
+        colormap, threshold, opacity = self.style()
+        return overlay_colormap(colormap, threshold), opacity  # one object for all, named by colours and threshold
+
+    @staticmethod
+    def _style(layer, colormap, opacity) -> None:
+        if layer.colormap.name != colormap.name:  # an opacity change leaves the colormaps alone
+            layer.colormap = colormap
+        if layer.opacity != opacity:
+            layer.opacity = opacity
 
     def restyle(self) -> int:
-        colormap, threshold, opacity = self.style()
-        shared = overlay_colormap(colormap, threshold)  # one object for all; named by colours and threshold
+        """Give every overlay the controls' style, one layer per event-loop turn (a colormap change
+        costs a layer ~5–20 ms, its canvas a repaint and the window a composition: ~80 ms on
+        2 cores with software OpenGL); a change while they go in is taken up
+        by the layers not reached yet, and the ones passed get it in one more round. Returns how
+        many layers there are to style; :meth:`restyle_now` does it all at once."""
+        if self._restyling is not None and self._restyling.running:
+            self._restyle_again = True
+            return len(self.all())
+        self._restyle_again = False
+        steps = [alone(self._restyling_step(layer)) for layer in self.all()]  # a canvas a turn
+        self._restyling = InTurns(steps, finish=self._restyled).start()
+        return len(steps)
+
+    def _restyling_step(self, layer):
+        def step() -> None:
+            if any(layer is mine for mine in self.all()):  # not removed since
+                self._style(layer, *self._shared_style())
+        return step
+
+    def _restyled(self) -> None:
+        again, self._restyle_again = self._restyle_again, False
+        if again:
+            self._restyling = None
+            self.restyle()
+
+    def restyling(self) -> bool:
+        return self._restyling is not None and self._restyling.running
+
+    def restyle_now(self) -> int:
+        """Finish a restyle going in turns, in this turn (and style every layer)."""
+        if self._restyling is not None:
+            self._restyle_again = False
+            self._restyling.stop()
+            self._restyling = None
+        colormap, opacity = self._shared_style()
         for layer in self.all():
-            if layer.colormap.name != shared.name:  # an opacity change leaves the colormaps alone
-                layer.colormap = shared
-            if layer.opacity != opacity:
-                layer.opacity = opacity
+            self._style(layer, colormap, opacity)
         return len(self.all())
 
     def rescale(self) -> None:

@@ -286,7 +286,7 @@ class WorkflowPanel(QWidget):
         self.status.setText("Case open: run a model.")
 
     def _on_case_closed(self, ref) -> None:
-        self.overlays.stop_turns()  # no map of the closed case goes in after it
+        self.overlays.stop()  # no map of the closed case goes in after it, no restyle goes on
         if self._run is not None and self._run.case_ref == ref:
             self.status.setText(f"case {ref} closed: its run is cancelled")
             self._detach(self._run)
@@ -360,7 +360,7 @@ class WorkflowPanel(QWidget):
 
     def close(self) -> bool:
         self.cancel()
-        self.overlays.stop_turns()
+        self.overlays.stop()
         for signal, slot in ((self.session.case_opened, self._on_case_opened),
                              (self.session.case_closed, self._on_case_closed),
                              (self.session.prediction_changed, self._on_prediction),

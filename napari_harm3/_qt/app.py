@@ -14,6 +14,7 @@ from typing import Callable, Optional
 from ..core.errors import Harm3Error
 from .case_panel import CasePanel
 from .startup_gc import freeze_startup_objects
+from .warm_up import warm_up
 from .workflow_panel import install_workflow
 
 #: hooks run after the case is shown, in order: ``hook(viewer, panel, out_dir) -> list[Path]``.
@@ -41,6 +42,7 @@ def open_case_window(source=None, files: Optional[dict] = None, mpp: Optional[fl
     viewer.window.add_dock_widget(panel, name="HARM3 case", area="right")
     QApplication.processEvents()  # lay out the window before the grid dock takes its share
     panel.show_grid()
+    warm_up()  # the first case open's one-time work (pint's unit registry, vispy's dash atlas)
     # the imports and the window live as long as the process: out of napari's gc.collect() per
     # removed layer (seconds each otherwise); before any case is open, so no case data is frozen
     freeze_startup_objects()

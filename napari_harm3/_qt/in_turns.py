@@ -21,7 +21,7 @@ from qtpy.QtCore import QObject, QTimer
 #: zero timer can fire before the window's pending repaint, and two steps then run back to back)
 TURN_MS = 2
 #: steps run on in the same turn until they have taken this long
-TURN_BUDGET_MS = 15
+TURN_BUDGET_MS = 40
 
 
 def alone(step: Callable[[], None]) -> Callable[[], None]:

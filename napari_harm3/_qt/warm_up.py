@@ -16,12 +16,12 @@ the case (``benchmarks/bench_viewer_latency.py --stalls``, 2 cores):
 
 from __future__ import annotations
 
+import numpy as np
+from napari.layers import Image, Labels
+from vispy.visuals.line.dash_atlas import DashAtlas
+
 
 def warm_up() -> None:
-    import numpy as np
-    from napari.layers import Image, Labels
-    from vispy.visuals.line.dash_atlas import DashAtlas
-
     Image(np.zeros((2, 2, 2), np.float32), units="mm")
     Labels(np.zeros((2, 2, 2), np.int32), units="mm")
     DashAtlas()

@@ -149,7 +149,7 @@ class OverlayLayers:
 
     def _shared_style(self) -> tuple:
         colormap, threshold, opacity = self.style()
-        return overlay_colormap(colormap, threshold), opacity  # one object for all, named by colours and threshold
+        return overlay_colormap(colormap, threshold), opacity  # named by its colours and threshold
 
     @staticmethod
     def _style(layer, colormap, opacity) -> None:

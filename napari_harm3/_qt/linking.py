@@ -95,10 +95,11 @@ class ViewerLink:
             self._push(source, [viewer])
 
     def release_all(self) -> None:
+        """Put every held viewer back; they take the first unheld viewer's state (if any)."""
         held = [v for v in self._viewers if id(v) in self._held]
+        source = next((v for v in self._viewers if id(v) not in self._held), None)
         self._held.clear()
-        if held and len(held) < len(self._viewers):
-            source = next(v for v in self._viewers if id(v) not in {id(h) for h in held})
+        if held and source is not None:
             self._push(source, held)
 
     # -- synchronisation -----------------------------------------------------------------

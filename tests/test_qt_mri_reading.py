@@ -197,12 +197,17 @@ def test_grid_reads_like_a_radiology_viewer(make_reading_window, qtbot, reading_
     # the mask: its switch and opacity in the T1-pre panel
     mask = next(layer for layer in grid.layers("t1_pre") if layer is not volume)
     row = grid.reading["t1_pre"].overlays.row(mask.name)
+    visible_events = []
+    mask.events.visible.connect(visible_events.append)
     row.visible_box.setChecked(False)
     assert not mask.visible
+    assert len(visible_events) == 1  # one event per click: each costs every canvas a scene update
     row.opacity.setValue(30)
     assert mask.opacity == pytest.approx(0.3)
     mask.visible = True
     assert row.visible_box.isChecked()
+    assert len(visible_events) == 2  # the box followed the layer without setting it again
+    mask.events.visible.disconnect(visible_events.append)
 
     # the slide is one tab away, the layer list comes with it
     picture = viewer.screenshot(canvas_only=False, flash=False)

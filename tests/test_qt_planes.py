@@ -113,6 +113,17 @@ def test_keys_switch_planes_and_shift_click_moves_every_panel(make_grid, qtbot):
         lines = grid.planes.crosshair.layer(key).data  # (2 lines, start/direction, zyx)
         assert np.allclose(lines[0, 0, cols], point[cols]) and np.allclose(lines[1, 0, rows], point[rows])
 
+    # a slice step redraws the crosshair without setting its (unchanged) visibility again: napari
+    # would answer each such set with a scene update of the canvas
+    crosshair = grid.planes.crosshair.layer("t1_pre")
+    visible_events = []
+    crosshair.events.visible.connect(visible_events.append)
+    before = crosshair.data.copy()
+    model = grid.model("t1_pre")
+    model.dims.point = tuple(v + (3.0 if axis == 1 else 0.0) for axis, v in enumerate(model.dims.point))
+    assert not np.array_equal(crosshair.data, before) and visible_events == []
+    crosshair.events.visible.disconnect(visible_events.append)
+
     with qtbot.waitSignal(grid.plane_changed, timeout=5000):
         qtbot.keyClick(canvas, Qt.Key.Key_A)
     # the axial plane now passes through the clicked point: its z is the crosshair's

@@ -16,6 +16,8 @@ import weakref
 import numpy as np
 from napari.layers import Vectors
 
+from .visibility import set_visible
+
 CROSSHAIR = "crosshair"
 COLOUR = "lime"
 MODIFIER = "Shift"
@@ -82,7 +84,7 @@ class Crosshair:
         layer = self._layers.get(key)
         if not self.visible or panel.volume_layer is None or panel.model.dims.ndim < 3:
             if layer is not None:
-                layer.visible = False
+                set_visible(layer, False)
             return
         lines = self._lines(panel)
         if layer is None or layer not in panel.model.layers:
@@ -95,7 +97,7 @@ class Crosshair:
         else:
             layer.data = lines
             layer.edge_width = self._width(panel)
-        layer.visible = True
+        set_visible(layer, True)
 
     def layer(self, key: str) -> Vectors | None:
         layer = self._layers.get(key)

@@ -13,6 +13,7 @@ import numpy as np
 from .._layers import gradcam_layer, heatmap_layer, heatmap_placement, overlay_colormap
 from ..core.vocabulary import ATTENTION_MAPS, POOLING_MAP
 from .in_turns import InTurns, alone
+from .visibility import set_visible
 
 #: the heatmap shown when survival lands (the others start hidden)
 SHOWN_MAP = "final"
@@ -143,7 +144,7 @@ class OverlayLayers:
     def _place(self, analysis: str, layer, where) -> None:
         self._style(layer, *self._shared_style())  # the controls may have moved since the run ended
         if where is None:
-            layer.visible = layer.metadata.get("harm3_map") == SHOWN_MAP
+            set_visible(layer, layer.metadata.get("harm3_map") == SHOWN_MAP)
         if layer not in self.layers[analysis]:
             self.layers[analysis].append(layer)
 

@@ -17,6 +17,8 @@ from collections.abc import Callable
 from qtpy.QtCore import QEvent, QObject, Qt
 from qtpy.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSlider, QWidget
 
+from .visibility import set_visible
+
 VolumeGetter = Callable[[], object | None]
 
 
@@ -50,7 +52,7 @@ class OverlayRow(QWidget):
         self.layer.events.opacity.disconnect(self._on_layer_opacity)
 
     def _on_box(self, checked: bool) -> None:
-        self.layer.visible = bool(checked)
+        set_visible(self.layer, checked)  # not again when the box only followed its layer
 
     def _on_slider(self, value: int) -> None:
         self.layer.opacity = value / 100.0

@@ -103,3 +103,50 @@ def test_memo_is_bounded_least_recently_used_first():
     memo.lookup("a", lambda: 0)  # a used again: b is now the oldest
     memo.lookup("c", lambda: 3)
     assert list(memo) == ["a", "c"] and memo.hits == 1 and memo.misses == 3
+
+
+def _triangle_mesh(shift: float):
+    vertices = np.array([[0, 0], [1, 0], [0, 1]], np.float32) + shift
+    return vertices, np.array([[0, 1, 2]], np.uint32)
+
+
+def _built_code(mesh) -> tuple[str, ...]:
+    mesh._update_data()
+    mesh._program.build_if_needed()  # the visual's own program (shared_program fans out to it)
+    return tuple(shader.code for shader in mesh._program._shaders)
+
+
+def test_a_mesh_given_new_vertices_keeps_its_program_and_its_code_is_vispys():
+    """A scale bar's or colour bar's box gets new vertices whenever the canvas overlays are placed
+    (every visibility click): the same colour function stays, so nothing is compiled again."""
+    from vispy.visuals.mesh import MeshVisual
+
+    mesh = MeshVisual(*_triangle_mesh(0.0), color="red")
+    _built_code(mesh)
+    mesh.set_data(*_triangle_mesh(2.0), color="red")
+    mesh._update_data()
+    assert not mesh._program._need_build  # no relink for the same pass-through code
+    ours = _built_code(mesh)
+
+    original = MeshVisual._build_color_transform
+    MeshVisual._build_color_transform = original.__wrapped__  # vispy's own: a new function each time
+    try:
+        reference = MeshVisual(*_triangle_mesh(0.0), color="red")
+        _built_code(reference)
+        reference.set_data(*_triangle_mesh(2.0), color="red")
+        reference._update_data()
+        assert reference._program._need_build  # what the memo saves
+        assert _built_code(reference) == ours
+    finally:
+        MeshVisual._build_color_transform = original
+
+
+def test_a_value_mesh_keeps_vispys_colormap_chain():
+    """A mesh coloured by values through a colormap builds its clim chain anew, as vispy does."""
+    from vispy.visuals.mesh import MeshVisual
+
+    vertices, faces = _triangle_mesh(0.0)
+    mesh = MeshVisual(vertices, faces, vertex_values=np.array([0.0, 0.5, 1.0], np.float32))
+    first = mesh._build_color_transform(np.zeros((3, 1), np.float32))
+    second = mesh._build_color_transform(np.zeros((3, 1), np.float32))
+    assert first is not second and type(first).__name__ == "FunctionChain"

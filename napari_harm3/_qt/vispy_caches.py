@@ -14,7 +14,14 @@ OpenGL but Python, doing again what it had done for the canvas before
   the same source.
 
 Each is a pure function of its input, so a memo keyed by that input gives the very same result
-(``tests/test_vispy_caches.py`` compares them with the uncached functions). The glyph memo keeps
+(``tests/test_vispy_caches.py`` compares them with the uncached functions).
+
+A fourth repeat made a visibility click cost six shader links per MRI panel: a mesh (the scale
+bar's box, a colour bar's) that gets new vertices builds a new colour-transform ``Function``
+(``MeshVisual._build_color_transform``), and a new function object in a program means a new
+program to compile and link, though the code is the same one-line pass-through. The mesh now keeps
+its pass-through function while the code stays the same (the clim + colormap chain of value
+meshes is left to vispy). The glyph memo keeps
 the distance field only; each font still writes it into its own atlas texture (a texture belongs
 to one GL context). The memos are bounded (least recently used entries go first).
 
@@ -24,12 +31,15 @@ to one GL context). The memos are bounded (least recently used entries go first)
 from __future__ import annotations
 
 import hashlib
+import weakref
 from collections import OrderedDict
 from types import SimpleNamespace
 
 import numpy as np
 from vispy.gloo import glir
 from vispy.gloo.program import Program
+from vispy.visuals.mesh import MeshVisual
+from vispy.visuals.shaders import Function, FunctionChain
 from vispy.visuals.text.text import SDFRendererCPU
 
 #: most glyph fields / shader sources kept (a glyph's field is ~2 kB, a parse a few hundred entries)
@@ -64,6 +74,8 @@ class _Memo(OrderedDict):
 GLYPHS = _Memo(MAX_GLYPHS)
 SHADER_VARIABLES = _Memo(MAX_SHADERS)
 DESKTOP_SHADERS = _Memo(MAX_SHADERS)
+#: each mesh's last pass-through colour function (gone with the mesh)
+PASS_THROUGH: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
 def _glyph_key(data: np.ndarray, size) -> tuple:
@@ -111,6 +123,24 @@ def _cached_convert(original):
     return convert_shader
 
 
+def _kept_pass_through(original):
+    """``MeshVisual._build_color_transform`` giving back the mesh's last plain function when vispy
+    builds one of the very same code (a function object already in the program: no relink)."""
+
+    def _build_color_transform(self, colors):
+        built = original(self, colors)
+        if not isinstance(built, Function) or isinstance(built, FunctionChain) or built.template_vars:
+            return built  # the value → colormap chain has variables (clim): vispy's own
+        kept = PASS_THROUGH.get(self)
+        if kept is not None and kept.code == built.code:
+            return kept
+        PASS_THROUGH[self] = built  # vispy's visuals are frozen: kept beside the mesh, not on it
+        return built
+
+    _build_color_transform.__wrapped__ = original
+    return _build_color_transform
+
+
 def install() -> None:
     """Put the memos in place of vispy's functions (once per process)."""
     if _INSTALLED:
@@ -118,9 +148,11 @@ def install() -> None:
     _INSTALLED["render_to_texture"] = SDFRendererCPU.render_to_texture
     _INSTALLED["parse"] = Program._parse_variables_from_code
     _INSTALLED["convert_shader"] = glir.convert_shader
+    _INSTALLED["mesh_color_transform"] = MeshVisual._build_color_transform
     SDFRendererCPU.render_to_texture = _cached_render_to_texture(_INSTALLED["render_to_texture"])
     Program._parse_variables_from_code = _cached_parse(_INSTALLED["parse"])
     glir.convert_shader = _cached_convert(_INSTALLED["convert_shader"])
+    MeshVisual._build_color_transform = _kept_pass_through(_INSTALLED["mesh_color_transform"])
 
 
 def installed() -> bool:

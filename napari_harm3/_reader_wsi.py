@@ -69,6 +69,9 @@ def slide_layer_data(slide: Slide) -> tuple:
         "rgb": True,
         "multiscale": True,
         "contrast_limits": (0, 255),
+        # the base picture under every map: no depth test (with napari's "translucent" the slide
+        # wrote depth at the maps' own z, and a refilled slide layer then hid them)
+        "blending": "translucent_no_depth",
         "scale": scale,
         "units": units,
         "metadata": metadata,

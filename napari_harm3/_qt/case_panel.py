@@ -373,8 +373,11 @@ class CasePanel(QTabWidget):
                 self.show_slide()
             self.grid.reset_view()
 
-        def slide_out() -> None:  # the last slide's layer leaves (napari runs gc.collect() then)
-            self.slide_view.clear()
+        def slide_out() -> None:  # the last slide hides, to take the next one (or leaves: gc.collect())
+            if layers.slide is not None:
+                self.slide_view.hide()
+            else:
+                self.slide_view.clear()
 
         def slide_in() -> None:
             if layers.slide is not None:

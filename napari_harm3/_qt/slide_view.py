@@ -19,6 +19,9 @@ from qtpy.QtCore import QPointF, QRectF, Qt, Signal
 from qtpy.QtGui import QColor, QImage, QPainter, QPen
 from qtpy.QtWidgets import QSizePolicy, QWidget
 
+from .layer_reuse import try_refill
+from .visibility import set_visible
+
 MPP_MISSING_MESSAGE = (
     "the slide records no microns per pixel: shown in pixels, and the models cannot run on it; "
     "enter µm/px in the Case tab (e.g. 0.25 for a 40x scan, 0.5 for 20x) and press Set µm/px"
@@ -151,14 +154,18 @@ class SlideView:
         return self.layer is not None and self.mpp is None
 
     def show(self, layer_data: tuple, thumbnail: Optional[np.ndarray] = None, mpp: Optional[float] = None):
-        """Replace the current slide by ``layer_data`` (data, kwargs, "image"); returns the layer.
+        """Show ``layer_data`` (data, kwargs, "image") in place of the current slide; returns the layer.
 
-        A new layer, not the last one refilled (as the MRI panels' are, :mod:`.layer_reuse`): a
-        refilled multiscale layer is drawn over the heatmaps added after it (napari 0.9.2; seen
-        again in issue 15's work: ``test_qt_slide_mpp`` fails with a refill)."""
-        self.clear()
+        The last case's slide layer takes the new slide where it can (:mod:`.layer_reuse`): a
+        removed layer costs napari a full ``gc.collect()`` and a new one its layer controls,
+        vispy visual and first link, ~0.3 s each on the GUI thread (``bench_worklist.py
+        --stalls``); otherwise a new layer replaces it."""
         data, kwargs, _ = layer_data
-        self.layer = self.viewer.add_image(data, **dict(kwargs))
+        layer = self.layer
+        if layer is None or layer not in self.viewer.layers or not try_refill(layer, data, dict(kwargs), "image"):
+            self.clear()
+            layer = self.viewer.add_image(data, **dict(kwargs))
+        self.layer = layer
         self.viewer.canvas.overlays.scale_bar.visible = True
         if mpp is not None and self.layer.metadata.get("mpp") is None:
             self.set_mpp(mpp)
@@ -196,6 +203,13 @@ class SlideView:
         full[-2:] = center
         camera.center = tuple(full)
         camera.zoom = zoom
+
+    def hide(self) -> None:
+        """Out of sight while the next case is put in: the layer stays to take the next slide
+        (:meth:`show`) but reads nothing more (the last case's files are closed)."""
+        if self.layer is not None:
+            set_visible(self.layer, False)
+        self.minimap.set_slide(None, (1.0, 1.0))
 
     def clear(self) -> None:
         if self.layer is not None and self.layer in self.viewer.layers:

@@ -18,7 +18,9 @@ nothing; each module pulls in Qt when it is imported itself.
 - :mod:`.images` — screenshots (RGBA arrays) to PNG, atomically.
 - :mod:`.in_turns` — GUI-thread work in pieces, one per event-loop turn (a case goes into the
   viewers layer by layer, the window answering in between); :mod:`.vispy_caches` — exact memos
-  of vispy's per-visual glyph and shader work (the first paint of each canvas).
+  of vispy's per-visual glyph and shader work (the first paint of each canvas);
+  :mod:`.visibility` — a layer's visibility set only when it changes (napari's setter makes
+  every canvas update its scene even for the same value).
 """
 
 import sys as _sys

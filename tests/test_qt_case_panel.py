@@ -47,12 +47,18 @@ def picture_ok(image: np.ndarray) -> tuple[float, float]:
 
 
 def test_open_demo_case_fills_both_viewers(make_panel, qtbot, demo_manifest, tmp_path):
+    from napari.utils.notifications import notification_manager
+
     viewer, panel = make_panel()
+    before = len(notification_manager.records)
     with qtbot.waitSignal(panel.case_loaded, timeout=120_000) as blocker:
         worker = panel.open_case(demo_manifest)
     assert worker is not None
     layers = blocker.args[0]
     assert panel.case_id_label.text() == layers.case_id == "DEMO-0001"
+    # said in the Case tab and napari's status bar; no pop-up (each froze the window ~0.15 s)
+    assert panel.status.text().startswith("Case DEMO-0001:") and "DEMO-0001 opened" in viewer.status
+    assert not [n for n in notification_manager.records[before:] if "opened" in str(n.message)]
     assert "pcr = 1" in panel.labels_label.text()
     # MRI: four volumes, each in its panel with its affine, and its mask
     for key in ("t1_pre", "t1_post", "t2_pre", "t2_post"):

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Optional
 
 from napari.qt.threading import thread_worker
-from napari.utils.notifications import show_error, show_info, show_warning
+from napari.utils.notifications import show_error, show_warning
 from qtpy.QtCore import Signal
 from qtpy.QtWidgets import (
     QDoubleSpinBox,
@@ -54,6 +54,7 @@ from .in_turns import InTurns, alone
 from .mri_grid import MriGrid
 from .reading_layout import CaseViews
 from .slide_view import MPP_MISSING_MESSAGE, SlideView
+from .status_note import confirm
 from .vispy_caches import install as install_vispy_caches
 
 #: file pickers of the "files one by one" form: key → label
@@ -406,7 +407,7 @@ class CasePanel(QTabWidget):
         self.labels_label.setText(", ".join(f"{k} = {v}" for k, v in known.items()) or "none given")
         shown = ", ".join(SEQUENCE_TITLES.get(s, s) for s in layers.volumes) or "no MRI"
         self.status.setText(f"Case {layers.case_id}: {shown}" + ("; slide" if layers.slide else "; no slide"))
-        show_info(f"case {layers.case_id} opened")
+        confirm(self.viewer, f"case {layers.case_id} opened")  # the status line says it: no pop-up
 
     def _update_slide_ui(self) -> None:
         missing = self.slide_view.mpp_missing

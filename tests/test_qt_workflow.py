@@ -181,6 +181,8 @@ def test_demo_patient_both_models_overlays_results_and_report(make_workflow, qtb
         workflow.export_report(out)
     pdf, json_path = blocker.args[0]
     assert pdf == out and json_path == out.with_suffix(".json")
+    # said in the Models tab and napari's status bar, not in a pop-up (each froze the window ~0.15 s)
+    assert workflow.status.text().startswith(f"Report written: {pdf}") and str(pdf) in workflow.viewer.status
     data = json.loads(json_path.read_text())
     assert data["pcr"]["probability"] == pytest.approx(pcr.probability)
     assert data["pcr"]["gradcam_method"] == "hirescam, evidence both"   # same conversion as the command line

@@ -296,3 +296,34 @@ def test_without_overwrite_a_pair_is_refused_whole_and_a_failure_leaves_nothing(
     with pytest.raises(RuntimeError, match="page 3"):
         write_report_files(real_report, fresh / "r.pdf")
     assert list(fresh.iterdir()) == []  # never a JSON without its PDF, nor a temporary
+
+
+def test_the_viewers_report_process_writes_the_same_pair_in_another_process(real_report, tmp_path):
+    """Export in the viewer renders in a child process (the window's GIL stays free): the same
+    JSON text and the same rendered pages as in this process; refusals come back as they are."""
+    import os
+
+    from test_qt_workflow import rendered_pages
+
+    from napari_harm3.core.errors import Harm3Error
+    from napari_harm3.core.report.write import write_report_files
+    from napari_harm3.core.report.writer_process import ReportWriterProcess
+
+    here = write_report_files(real_report, tmp_path / "here.pdf")
+    writer = ReportWriterProcess()
+    try:
+        assert writer.child_pid() != os.getpid()
+        progress = []
+        there = writer.write(real_report, tmp_path / "there.pdf", progress=lambda f, m: progress.append((f, m)))
+        assert there == (tmp_path / "there.pdf", tmp_path / "there.json")
+        assert there[1].read_text(encoding="utf-8") == here[1].read_text(encoding="utf-8")
+        ours, theirs = rendered_pages(here[0]), rendered_pages(there[0])
+        assert len(ours) == len(theirs) >= 3 and all(np.array_equal(a, b) for a, b in zip(ours, theirs))
+        assert progress[0][0] == 0.0 and progress[-1] == (1.0, "report written")
+        stamp = there[0].stat().st_mtime_ns
+        with pytest.raises(Harm3Error, match="exists"):  # raised in the child, the same error here
+            writer.write(real_report, tmp_path / "there.pdf")
+        assert there[0].stat().st_mtime_ns == stamp
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["here.json", "here.pdf", "there.json", "there.pdf"]
+    finally:
+        writer.close()

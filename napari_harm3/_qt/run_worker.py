@@ -56,8 +56,10 @@ def execute_run(run, progress=None) -> RunResult:
         raise
 
 
-def write_report(session, pdf, overwrite: bool, deidentify: bool, case_ref):
+def write_report(session, pdf, overwrite: bool, deidentify: bool, case_ref, writer=None):
     """Worker body of *Export report…*: ``case_ref`` is the case the user asked for (read on the
-    GUI thread), so a case opened meanwhile is refused rather than exported."""
+    GUI thread), so a case opened meanwhile is refused rather than exported. ``writer``: the
+    panel's report process (``ReportWriterProcess.write``): the PDF is rendered there, not in
+    this process, whose GIL the window needs."""
     return session.export_report(pdf, overwrite=overwrite, deidentify=deidentify, require_results=True,
-                                 case_ref=case_ref)
+                                 case_ref=case_ref, writer=writer)

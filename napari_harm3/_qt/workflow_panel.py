@@ -23,6 +23,7 @@ from qtpy.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGro
 from ..core.device import available_devices
 from ..core.errors import Harm3Error, user_message
 from ..core.report.write import report_paths
+from ..core.report.writer_process import ReportWriterProcess
 from ..core.vocabulary import ANALYSIS_TITLES
 from .case_panel import CasePanel
 from .dicom_export_box import DicomExportBox
@@ -36,6 +37,7 @@ from .patch_inspector import PatchInspector
 from .patch_view import PatchGallery, PatchView
 from .results_view import ResultsView
 from .run_worker import ThrottledProgress, execute_run, write_report
+from .status_note import confirm
 from .weak import weak_callback
 from .worklist_panel import install_worklist
 
@@ -68,6 +70,7 @@ class WorkflowPanel(QWidget):
         self._progress_signal.connect(self._on_progress)
         self._build(zoo)
         self.overlays = OverlayLayers(napari_viewer, case_panel.grid, self.session, self.overlay_controls.values)
+        self.report_writer = ReportWriterProcess()  # Export renders there: not in this GIL (the window's)
         self.patches = PatchInspector(napari_viewer, self.session, self.overlays, self.gallery, self.patch_view,
                                       case_panel.slide_view.minimap)
         self.session.case_opened.connect(self._on_case_opened)
@@ -275,6 +278,8 @@ class WorkflowPanel(QWidget):
     def _announce_finished(self) -> None:
         """``run_finished`` of the runs done, once their maps are in the viewers (or gave way)."""
         done, self._finished = self._finished, []
+        if done:
+            self.report_writer.start()  # a report needs a run: its process starts now, not at Export
         for analysis in done:
             self.run_finished.emit(analysis, self.session.prediction(analysis))
 
@@ -333,7 +338,7 @@ class WorkflowPanel(QWidget):
             self.report_failed.emit(problem)
             return None
         worker = thread_worker(write_report, ignore_errors=True)(self.session, Path(pdf_path), overwrite, deidentify,
-                                                                 self.session.ref)
+                                                                 self.session.ref, self.report_writer.write)
         worker.returned.connect(self._on_report)
         worker.errored.connect(self._on_report_error)
         self.export_button.setEnabled(False)
@@ -344,7 +349,7 @@ class WorkflowPanel(QWidget):
     def _on_report(self, paths) -> None:
         self.export_button.setEnabled(True)
         self.status.setText(f"Report written: {paths[0]} and {paths[1].name}")
-        show_info(f"report written: {paths[0]}")
+        confirm(self.viewer, f"report written: {paths[0]}")  # the status line says it: no pop-up
         self.report_written.emit(paths)
 
     def _on_report_error(self, exc: BaseException) -> None:
@@ -369,6 +374,7 @@ class WorkflowPanel(QWidget):
             signal.disconnect(slot)
         self.session.models.clear()
         self.patches.close()
+        self.report_writer.close()
         return super().close()
 
 

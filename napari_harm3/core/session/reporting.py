@@ -53,11 +53,14 @@ def session_report(session, notes=(), progress: ProgressFn | None = None):
 
 def export_report(session, pdf_path, json_path=None, overwrite: bool = False, deidentify: bool = False,
                   salt: str = "", notes=(), require_results: bool = False, with_json: bool = True,
-                  progress: ProgressFn | None = None, case_ref=None) -> tuple:
+                  progress: ProgressFn | None = None, case_ref=None, writer=None) -> tuple:
     """Build and write the session's report: (pdf, json or None). Targets are checked before any work.
 
     ``case_ref``: the case the report was asked for (the viewer passes the ref open when Export
-    was pressed, since the report is built in a worker); another case open -> nothing written."""
+    was pressed, since the report is built in a worker); another case open -> nothing written.
+    ``writer``: what writes the built report's files (default :func:`write_report_files`, here;
+    the viewer passes a :class:`~napari_harm3.core.report.writer_process.ReportWriterProcess`'s
+    ``write``, same arguments, run in a process of its own)."""
     changed = "the case changed while its report was being built; nothing was written"
     if case_ref is not None and session.ref != case_ref:
         raise Harm3Error(changed)
@@ -71,7 +74,7 @@ def export_report(session, pdf_path, json_path=None, overwrite: bool = False, de
         raise Harm3Error(changed)
     if deidentify:
         built = built.deidentified(salt=salt)
-    written = write_report_files(built, pdf, json_file, overwrite=overwrite, with_json=with_json,
+    written = (writer or write_report_files)(built, pdf, json_file, overwrite=overwrite, with_json=with_json,
                                  progress=scaled(progress, 0.7, 1.0))
     session.report_written.emit(written)
     return written

@@ -325,5 +325,15 @@ def test_the_viewers_report_process_writes_the_same_pair_in_another_process(real
             writer.write(real_report, tmp_path / "there.pdf")
         assert there[0].stat().st_mtime_ns == stamp
         assert sorted(p.name for p in tmp_path.iterdir()) == ["here.json", "here.pdf", "there.json", "there.pdf"]
+
+        # the child killed (out of memory, say): one readable error, nothing written; the next
+        # export gets a new child
+        import signal
+
+        os.kill(writer.child_pid(), signal.SIGKILL)
+        with pytest.raises(Harm3Error, match="stopped before it finished"):
+            writer.write(real_report, tmp_path / "lost.pdf")
+        assert not list(tmp_path.glob("lost*"))
+        assert writer.write(real_report, tmp_path / "again.pdf")[0].is_file()
     finally:
         writer.close()

@@ -279,7 +279,7 @@ class WorkflowPanel(QWidget):
         """``run_finished`` of the runs done, once their maps are in the viewers (or gave way)."""
         done, self._finished = self._finished, []
         if done:
-            self.report_writer.start()  # a report needs a run: its process starts now, not at Export
+            self.report_writer.start_in_background()  # a report needs a run: its process starts now
         for analysis in done:
             self.run_finished.emit(analysis, self.session.prediction(analysis))
 

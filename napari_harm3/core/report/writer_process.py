@@ -12,13 +12,14 @@ ever; the paths come back.
 The child comes from a forkserver where the platform has one (a clean server process that
 imported the report modules once, never a fork of the viewer with its GL context and threads);
 elsewhere it is spawned. One child serves the session: :meth:`ReportWriterProcess.start` makes it
-ahead of the first export (the viewer calls it when a first model run has finished: a report needs
-one), :meth:`ReportWriterProcess.close` ends it. The command line writes in its own process as
+ahead of the first export (the viewer calls :meth:`ReportWriterProcess.start_in_background` when a
+first model run has finished: a report needs one), :meth:`ReportWriterProcess.close` ends it. The command line writes in its own process as
 before (there is no window to keep answering).
 """
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import threading
@@ -54,12 +55,24 @@ class ReportWriterProcess:
         self._pool: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
 
-    def start(self) -> Future:
-        """Make the child now (not at the first export); a future of its pid."""
-        with self._lock:
+    def _the_pool(self) -> ProcessPoolExecutor:
+        with self._lock:  # not held while the child is made: close() never waits for a boot
             if self._pool is None:
                 self._pool = ProcessPoolExecutor(max_workers=1, mp_context=_context())
-            return self._pool.submit(_child_pid)
+            return self._pool
+
+    def start(self) -> Future:
+        """Make the child now (not at the first export); a future of its pid."""
+        return self._the_pool().submit(_child_pid)
+
+    def start_in_background(self) -> None:
+        """:meth:`start` in a thread of its own: the first start boots the forkserver, which
+        imports the report modules before it answers (~1–3 s): never on the GUI thread."""
+        def boot() -> None:
+            with contextlib.suppress(RuntimeError):  # closed meanwhile: nothing to start
+                self.start()
+
+        threading.Thread(target=boot, name="harm3-report-process", daemon=True).start()
 
     def child_pid(self) -> int:
         return self.start().result()
@@ -68,11 +81,13 @@ class ReportWriterProcess:
               progress: ProgressFn | None = None) -> tuple:
         """Write the report's PDF (and JSON) in the child: (pdf, json or None), as in-process."""
         report_progress(progress, 0.0, "rendering the report")
-        self.start()
-        with self._lock:
-            pool = self._pool
+        pool = self._the_pool()
         try:
-            written = pool.submit(write_report_files, report, pdf_path, json_path, overwrite, with_json).result()
+            try:
+                job = pool.submit(write_report_files, report, pdf_path, json_path, overwrite, with_json)
+            except RuntimeError as exc:  # shut down meanwhile (the window closing)
+                raise BrokenProcessPool(str(exc)) from exc
+            written = job.result()  # the child's own errors (a refusal, a failed page) come as they are
         except BrokenProcessPool as exc:
             self.close()  # the next export makes a new child
             raise Harm3Error("the process writing the report stopped before it finished; "

@@ -14,16 +14,16 @@ OpenGL but Python, doing again what it had done for the canvas before
   the same source.
 
 Each is a pure function of its input, so a memo keyed by that input gives the very same result
-(``tests/test_vispy_caches.py`` compares them with the uncached functions).
+(``tests/test_vispy_caches.py`` compares them with the uncached functions). The glyph memo keeps
+the distance field only; each font still writes it into its own atlas texture (a texture belongs
+to one GL context). The memos are bounded (least recently used entries go first).
 
 A fourth repeat made a visibility click cost six shader links per MRI panel: a mesh (the scale
 bar's box, a colour bar's) that gets new vertices builds a new colour-transform ``Function``
 (``MeshVisual._build_color_transform``), and a new function object in a program means a new
 program to compile and link, though the code is the same one-line pass-through. The mesh now keeps
 its pass-through function while the code stays the same (the clim + colormap chain of value
-meshes is left to vispy). The glyph memo keeps
-the distance field only; each font still writes it into its own atlas texture (a texture belongs
-to one GL context). The memos are bounded (least recently used entries go first).
+meshes is left to vispy).
 
 :func:`install` is idempotent; the MRI grid and the slide view call it before they make canvases.
 """
@@ -75,7 +75,7 @@ GLYPHS = _Memo(MAX_GLYPHS)
 SHADER_VARIABLES = _Memo(MAX_SHADERS)
 DESKTOP_SHADERS = _Memo(MAX_SHADERS)
 #: each mesh's last pass-through colour function (gone with the mesh)
-PASS_THROUGH: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+PASS_THROUGH = weakref.WeakKeyDictionary()
 
 
 def _glyph_key(data: np.ndarray, size) -> tuple:

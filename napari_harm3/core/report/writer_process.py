@@ -12,9 +12,9 @@ ever; the paths come back.
 The child comes from a forkserver where the platform has one (a clean server process that
 imported the report modules once, never a fork of the viewer with its GL context and threads);
 elsewhere it is spawned. One child serves the session: :meth:`ReportWriterProcess.start` makes it
-ahead of the first export (the viewer calls :meth:`ReportWriterProcess.start_in_background` when a
-first model run has finished: a report needs one), :meth:`ReportWriterProcess.close` ends it. The command line writes in its own process as
-before (there is no window to keep answering).
+ahead of the first export (the viewer calls :meth:`ReportWriterProcess.start_in_background` when
+a model run has finished: a report needs one), :meth:`ReportWriterProcess.close` ends it. The
+command line writes in its own process as before (there is no window to keep answering).
 """
 
 from __future__ import annotations
@@ -68,6 +68,10 @@ class ReportWriterProcess:
     def start_in_background(self) -> None:
         """:meth:`start` in a thread of its own: the first start boots the forkserver, which
         imports the report modules before it answers (~1–3 s): never on the GUI thread."""
+        with self._lock:
+            if self._pool is not None:
+                return  # made already: no thread and no job per finished run
+
         def boot() -> None:
             with contextlib.suppress(RuntimeError):  # closed meanwhile: nothing to start
                 self.start()

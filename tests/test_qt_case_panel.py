@@ -163,6 +163,8 @@ def test_file_open_of_a_manifest_opens_the_case_panel(make_napari_viewer, qtbot,
         assert panel.case_id_label.text() == "DEMO-0001"
         assert all(panel.grid.panels[k].volume_layer is not None for k in panel.grid.panels)
         assert panel.slide_view.layer in viewer.layers
+        # behind napari's plugin proxy too, the layer controls are made when a layer is chosen
+        assert panel.lazy_controls is not None and panel.lazy_controls.container is viewer.window._qt_viewer.controls
     finally:
         panel.close_viewers()
         gc.collect()  # reference cycles through Qt parents sit in the oldest generation

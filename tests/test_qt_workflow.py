@@ -136,6 +136,9 @@ def test_demo_patient_both_models_overlays_results_and_report(make_workflow, qtb
         # the viewer's layer and the report's map are the same raster
         assert layer.data is panel.session.heatmap(key).data
     assert [heat[k].visible for k in ("5x", "10x", "20x", "final")] == [False, False, False, True]
+    # the slide stays the chosen layer; napari's controls widgets are made for no map until one is picked
+    controls = viewer.window._qt_viewer.controls
+    assert viewer.layers.selection.active is slide and not any(layer in controls.widgets for layer in heat.values())
 
     # one control group styles every overlay: below the threshold is transparent
     workflow.overlay_controls.threshold.setValue(40)
@@ -154,7 +157,15 @@ def test_demo_patient_both_models_overlays_results_and_report(make_workflow, qtb
     assert workflow.results_view.text.isReadOnly()
     click(qtbot, workflow.results_view.copy_button)
     assert QApplication.clipboard().text() == text
-    assert workflow.results_view.canvas.isVisible() and workflow.results_view.figure.axes
+    from test_qt_survival_plot import blue_pixels, shown_rgba
+
+    from napari_harm3._qt.results_view import PLOT_HEIGHT
+
+    plot = workflow.results_view.plot  # drawn in a thread of its own, then shown
+    qtbot.waitUntil(lambda: plot.up_to_date, timeout=20_000)
+    picture = shown_rgba(plot)
+    assert plot.isVisible() and picture.shape[0] >= PLOT_HEIGHT
+    assert blue_pixels(picture).sum() > 100  # the curve (tab:blue), not a blank picture
 
     # a click on the heatmap: that patch at level 0; the gallery holds the top patches
     final = survival.attention["final"]

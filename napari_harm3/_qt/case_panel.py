@@ -51,6 +51,7 @@ from ..core.session import CaseSession, open_case_data
 from .._layers import SEQUENCE_TITLES, CaseLayers, case_layer_data
 from .align_box import AlignBox
 from .in_turns import InTurns, alone
+from .lazy_layer_controls import install as install_lazy_layer_controls
 from .mri_grid import MriGrid
 from .reading_layout import CaseViews
 from .slide_view import MPP_MISSING_MESSAGE, SlideView
@@ -115,6 +116,7 @@ class CasePanel(QTabWidget):
         self.mask_layers: dict[str, list] = {}
         self.grid = MriGrid()
         self.slide_view = SlideView(napari_viewer)
+        self.lazy_controls = install_lazy_layer_controls(napari_viewer)  # no widget per added map
         self._grid_dock = None
         self.views: Optional[CaseViews] = None  # the main area's MRI | Slide tabs
         self._minimap_dock = None

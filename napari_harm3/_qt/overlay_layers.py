@@ -135,7 +135,10 @@ class OverlayLayers:
                 holder.remove(layer)
             kwargs["opacity"] = self.style()[2]
             if where is None:
+                chosen = self.viewer.layers.selection.active
                 added = self.viewer.add_image(data, **kwargs)
+                if chosen is not None and chosen in self.viewer.layers:  # napari chose the new map;
+                    self.viewer.layers.selection.active = chosen  # the slide stays chosen (lazy_layer_controls)
             else:
                 added = self.grid.add_overlay(where, data, kind="image", **kwargs)
             self._place(analysis, added, where)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 from pathlib import Path
 
@@ -350,6 +351,9 @@ def test_export_reports_of_the_selected_cases(make_worklist, qtbot, full_cohort)
     assert [r.case_id for r in rows] == selected and all(r.status == "ok" for r in rows), rows
     assert not worklist.batches.busy and button.isEnabled()
     assert_complete_reports(worklist, selected, models)
+    # rendered by the Models tab's report process, not in the window's (its GIL)
+    writer = panel.workflow.report_writer
+    assert writer.written == 2 and writer.child_pid() != os.getpid()
 
 
 @pytest.mark.slow  # both real models on each case (~15 s a case on a busy 2-core machine)

@@ -334,6 +334,13 @@ class WorklistPanel(QWidget):
         device = workflow.device_choice() if workflow is not None else self.session.device
         return models, device or "auto"
 
+    def _report_writer(self):
+        """The Models tab's report process's ``write``: the batch's PDFs are rendered there, not
+        in the window's process (in its worker thread they took the GIL from the window)."""
+        workflow = getattr(self.case_panel, "workflow", None)
+        writer = getattr(workflow, "report_writer", None)
+        return writer.write if writer is not None else None
+
     def _batch_requested(self, kind: str) -> None:
         ids = self.proxy.case_ids() if kind == ALL else self.selected_ids()
         (self.export_reports if kind == REPORTS else self.predict)(ids)
@@ -358,7 +365,7 @@ class WorklistPanel(QWidget):
             if task is None:
                 models, device = self._models()
                 task = (predict_task(models, device) if kind == "predict"
-                        else report_task(models, self.worklist.reports_dir, device))
+                        else report_task(models, self.worklist.reports_dir, device, self._report_writer()))
         except Harm3Error as exc:
             show_error(user_message(exc, "viewer"))
             return None

@@ -55,8 +55,10 @@ def row_of_session(session, case: Case, reasons=()) -> CaseRow:
 
 
 def report_case_row(case: Case, models: CohortModels, device: str = "auto", out_dir=".", deidentify: bool = False,
-                    salt: str = "", overwrite: bool = False) -> CaseRow:
-    """Open ``case``, run both models, write its report into ``out_dir``; its row."""
+                    salt: str = "", overwrite: bool = False, writer=None) -> CaseRow:
+    """Open ``case``, run both models, write its report into ``out_dir``; its row. ``writer``:
+    what writes the built report's files (see ``reporting.export_report``; the viewer's worklist
+    passes its report process's, so no PDF is rendered in the window's process)."""
     session = batch_session(device)
     try:
         session.open(case)
@@ -67,7 +69,8 @@ def report_case_row(case: Case, models: CohortModels, device: str = "auto", out_
                   "survival": models.survival.path if models.survival else None}
         notes = predict_available(session, chosen)
         pdf, json_path = report_names(str(case.case_id), out_dir, deidentify, salt)
-        session.export_report(pdf, json_path, overwrite=overwrite, deidentify=deidentify, salt=salt, notes=notes)
+        session.export_report(pdf, json_path, overwrite=overwrite, deidentify=deidentify, salt=salt, notes=notes,
+                              writer=writer)
         row = row_of_session(session, case, [n for n in notes if "not run" in n])
     except Harm3Error as exc:
         row = CaseRow(case_id=str(case.case_id), status="failed", reason=one_line(exc))

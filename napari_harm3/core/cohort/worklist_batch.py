@@ -32,14 +32,15 @@ def predict_task(models: CohortModels, device: str = "auto") -> Callable:
     return functools.partial(run_case_task, models=models, device=device, predict=predict_case_row)
 
 
-def _report_predict(case, models, device, out_dir):
-    return report_case_row(case, models, device, out_dir=out_dir, overwrite=True)
+def _report_predict(case, models, device, out_dir, writer=None):
+    return report_case_row(case, models, device, out_dir=out_dir, overwrite=True, writer=writer)
 
 
-def report_task(models: CohortModels, out_dir, device: str = "auto") -> Callable:
-    """case → CaseRow: both models and the case's report written into ``out_dir``."""
+def report_task(models: CohortModels, out_dir, device: str = "auto", writer: Callable | None = None) -> Callable:
+    """case → CaseRow: both models and the case's report written into ``out_dir``; ``writer``
+    writes each built report's files (default: in this process, see ``report_case_row``)."""
     Path(out_dir).mkdir(parents=True, exist_ok=True)
-    work = functools.partial(_report_predict, out_dir=str(out_dir))
+    work = functools.partial(_report_predict, out_dir=str(out_dir), writer=writer)
     return functools.partial(run_case_task, models=models, device=device, predict=work)
 
 

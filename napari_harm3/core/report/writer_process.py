@@ -54,6 +54,7 @@ class ReportWriterProcess:
     def __init__(self):
         self._pool: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
+        self.written = 0  # reports this process wrote (the viewer's Export and the worklist's batches)
 
     def _the_pool(self) -> ProcessPoolExecutor:
         with self._lock:  # not held while the child is made: close() never waits for a boot
@@ -96,6 +97,8 @@ class ReportWriterProcess:
             self.close()  # the next export makes a new child
             raise Harm3Error("the process writing the report stopped before it finished; "
                              "nothing was written: export again") from exc
+        with self._lock:
+            self.written += 1
         report_progress(progress, 1.0, "report written")
         return written
 

@@ -20,7 +20,8 @@ nothing; each module pulls in Qt when it is imported itself.
   viewers layer by layer, the window answering in between); :mod:`.vispy_caches` — exact memos
   of vispy's per-visual glyph and shader work (the first paint of each canvas);
   :mod:`.visibility` — a layer's visibility set only when it changes (napari's setter makes
-  every canvas update its scene even for the same value).
+  every canvas update its scene even for the same value); :mod:`.lazy_layer_controls` —
+  napari's layer controls made when a layer is chosen, not for every layer added.
 """
 
 import sys as _sys

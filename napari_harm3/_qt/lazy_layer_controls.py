@@ -27,6 +27,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Optional
 
+from napari.settings import get_settings
 from qtpy.QtCore import QTimer
 
 #: what this module uses of napari's ``QtLayerControlsContainer``
@@ -93,8 +94,6 @@ def install(viewer) -> Optional[LazyLayerControls]:
 
 def _dynamic_controls_on() -> bool:
     try:
-        from napari.settings import get_settings
-
         return bool(get_settings().experimental.dynamic_layer_controls)
-    except (ImportError, AttributeError):
+    except AttributeError:  # a napari without that setting
         return False

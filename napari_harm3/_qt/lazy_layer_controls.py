@@ -40,7 +40,7 @@ class LazyLayerControls:
     def __init__(self, container):
         self.container = container
         self.layers = container.viewer.layers
-        self.made = 0  # widgets made here (for the tests and the benchmark)
+        self.made = 0  # widgets made here (the tests count them)
         self._queued = False
         events, selection = self.layers.events, self.layers.selection.events
         events.inserted.disconnect(container._add)

@@ -91,8 +91,8 @@ class SurvivalPicture(QLabel):
         if survival is not None and survival is self.survival:
             return  # shown or on its way (the results are refreshed on many events)
         self.survival = survival
-        self.request += 1
         if survival is None:
+            self.request += 1  # a picture still on its way is dropped
             self.clear()
             self.shown = 0
             self.setVisible(False)

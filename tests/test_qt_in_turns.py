@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
+
 from qtpy.QtCore import QTimer
 
 from napari_harm3._qt.in_turns import TURN_BUDGET_MS, InTurns, alone
@@ -69,3 +71,73 @@ def test_run_now_runs_the_rest_in_this_turn_and_stop_drops_them():
     dropped = InTurns([lambda: seen.append(4)], finish=lambda: finished.append(True)).start()
     dropped.stop()
     assert seen == [1, 2, 3] and finished == [True]
+
+
+def test_a_turns_repaints_come_in_a_turn_of_their_own(make_napari_viewer, qtbot):
+    """A step's canvas change is painted in the next turn: the loop runs between step and paint
+    (with software OpenGL each was ~90 ms, and Qt painted straight after the step: one freeze)."""
+    from napari_harm3._qt.in_turns import HELD_PAINTS
+
+    viewer = make_napari_viewer(show=True)
+    layer = viewer.add_image(np.random.default_rng(0).random((32, 32)).astype(np.float32))
+    canvas = viewer.window._qt_viewer.canvas._scene_canvas
+    qtbot.wait(50)
+    timer, ticks = _ticking()
+    seen = []
+    canvas.events.draw.connect(lambda event: seen.append(("draw", len(ticks))), position="last")
+
+    def restyle(opacity):
+        def step():
+            layer.opacity = opacity
+            seen.append(("step", len(ticks)))
+        return alone(step)
+
+    done = []
+    turns = InTurns([restyle(0.5), restyle(0.8)], done=lambda: done.append(True)).start()  # noqa: F841 (kept)
+    qtbot.waitUntil(lambda: bool(done), timeout=5_000)
+    qtbot.wait(50)
+    timer.stop()
+    while seen and seen[0][0] == "draw":  # a paint of the window's own, before the steps
+        seen.pop(0)
+    names = [name for name, _ in seen]
+    assert names[:4] == ["step", "draw", "step", "draw"], seen  # each step painted before the next
+    (_, after_step), (_, at_draw) = seen[0], seen[1]
+    assert at_draw > after_step  # the event loop ran between the step and its paint
+    assert not HELD_PAINTS.pending
+
+    # stopped with a paint held: Qt makes it as it would have, and the canvas keeps painting
+    seen.clear()
+    stopped = InTurns([restyle(0.3), restyle(0.9)])
+    stopped.start()
+    qtbot.waitUntil(lambda: any(name == "step" for name, _ in seen), timeout=5_000)
+    stopped.stop()
+    qtbot.waitUntil(lambda: any(name == "draw" for name, _ in seen), timeout=5_000)
+    assert layer.opacity == 0.3 and not HELD_PAINTS.pending
+    seen.clear()
+    layer.opacity = 0.6
+    qtbot.waitUntil(lambda: any(name == "draw" for name, _ in seen), timeout=5_000)
+
+
+def test_a_failing_step_leaves_no_paint_held(make_napari_viewer, qtbot):
+    from napari_harm3._qt.in_turns import HELD_PAINTS
+
+    viewer = make_napari_viewer(show=True)
+    layer = viewer.add_image(np.zeros((16, 16), np.float32))
+    canvas = viewer.window._qt_viewer.canvas._scene_canvas
+    qtbot.wait(50)
+    draws = []
+    canvas.events.draw.connect(lambda event: draws.append(1), position="last")
+
+    def fails():
+        layer.opacity = 0.4
+        raise ValueError("a bad case")
+
+    errors = []
+    turns = InTurns([fails], finish=lambda: setattr(layer, "opacity", 0.7),  # noqa: F841 (kept)
+                    failed=errors.append).start()
+    qtbot.waitUntil(lambda: bool(errors), timeout=5_000)
+    assert not HELD_PAINTS.pending
+    qtbot.waitUntil(lambda: bool(draws), timeout=5_000)  # the step's and finish's change painted
+    draws.clear()
+    layer.opacity = 0.2
+    qtbot.waitUntil(lambda: bool(draws), timeout=5_000)  # and the canvas paints on

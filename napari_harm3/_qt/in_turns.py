@@ -6,15 +6,26 @@ long. :class:`InTurns` runs such work as a list of steps over short timers — c
 turn until it has taken ``TURN_BUDGET_MS`` — so between turns Qt delivers input and paints what
 the last steps changed. ``finish`` runs once
 after the last step, also when a step raised or :meth:`InTurns.stop` dropped the rest.
+
+A step changes vispy canvases, and each changed canvas then repaints: with software OpenGL a new
+layer's first paint (its programs linked, its textures uploaded, its glyphs laid out) costs as
+much as the step that made the layer, 50–150 ms each on 2 cores. Qt paints straight after the
+turn that asked, before any timer or input, so a step and its paint were one freeze (~175 ms for
+a panel's volume). While a turn runs, the canvases' repaint requests are held
+(:class:`HeldPaints`) and made in a turn of their own, the next one: the event loop runs between
+a step and its paint, and each is shorter than the two together (``tests/test_qt_in_turns.py``;
+``benchmarks/bench_viewer_latency.py``).
 """
 
 from __future__ import annotations
 
 import time
+import weakref
 from collections import deque
 from typing import Callable, Iterable, Optional
 
-from qtpy.QtCore import QObject, QTimer
+from qtpy.QtCore import QCoreApplication, QEvent, QObject, QTimer
+from vispy.app.canvas import Canvas as VispyCanvas
 
 
 #: the pause before the next step: long enough for Qt to paint what the last step changed (a
@@ -31,6 +42,77 @@ def alone(step: Callable[[], None]) -> Callable[[], None]:
     return step
 
 
+class HeldPaints:
+    """vispy canvases' repaint requests, held while :meth:`holding` runs and made by :meth:`paint`.
+
+    vispy asks for a repaint through ``Canvas.update`` (a scene canvas asks once and then waits
+    for its draw); while held, the canvas is noted instead. :meth:`paint` asks Qt for the noted
+    canvases' repaints and delivers them at once, so the paint is that call's work and not the
+    start of the next step's turn. A canvas that is not shown (another tab) paints when shown,
+    as with any request."""
+
+    def __init__(self):
+        self.depth = 0
+        self.pending: "weakref.WeakSet[VispyCanvas]" = weakref.WeakSet()
+
+    def holding(self, work: Callable[[], None]) -> None:
+        self.depth += 1
+        try:
+            work()
+        finally:
+            self.depth -= 1
+
+    def held(self, canvas) -> bool:
+        """Note ``canvas``'s request if one is held now (True), else let it through (False)."""
+        if self.depth <= 0:
+            return False
+        self.pending.add(canvas)
+        return True
+
+    def release(self) -> list:
+        """Pass the noted requests on to Qt (each canvas's ``update()``: painted when Qt
+        paints next); returns the top-level windows that will paint."""
+        canvases = [canvas for canvas in list(self.pending) if canvas._backend is not None]
+        self.pending.clear()
+        windows = []
+        for canvas in canvases:
+            try:
+                canvas._backend._vispy_update()  # Qt's update(): the paint is posted, not made
+                window = canvas.native.window()
+            except RuntimeError:  # its widget deleted by Qt meanwhile: nothing to paint
+                continue
+            if window.isVisible() and all(window is not seen for seen in windows):
+                windows.append(window)
+        return windows
+
+    def paint(self) -> int:
+        """Repaint the noted canvases now: their requests passed on and their windows' update
+        requests delivered in this call. Returns how many windows painted."""
+        windows = self.release()
+        for window in windows:
+            QCoreApplication.sendPostedEvents(window, QEvent.Type.UpdateRequest)
+        return len(windows)
+
+
+HELD_PAINTS = HeldPaints()
+
+
+def install_held_paints() -> None:
+    """Route vispy's ``Canvas.update`` through :data:`HELD_PAINTS` (idempotent; every
+    :class:`InTurns` calls it)."""
+    original = VispyCanvas.update
+    if getattr(original, "harm3_held", False):
+        return
+
+    def update(self, event=None):
+        if not HELD_PAINTS.held(self):
+            original(self, event)
+
+    update.harm3_held = True
+    update.__wrapped__ = original
+    VispyCanvas.update = update
+
+
 class InTurns(QObject):
     """Run ``steps`` one per event-loop turn, then ``finish``; ``failed(exc)`` if a step raises
     (the rest are dropped, ``finish`` still runs; without ``failed`` the error is raised on),
@@ -40,6 +122,7 @@ class InTurns(QObject):
                  done: Optional[Callable[[], None]] = None,
                  failed: Optional[Callable[[BaseException], None]] = None, parent: Optional[QObject] = None):
         super().__init__(parent)
+        install_held_paints()
         self._steps = deque(steps)
         self._finish = finish
         self._done = done
@@ -79,9 +162,21 @@ class InTurns(QObject):
     def _next(self, schedule: bool = True) -> None:
         if not self.running:
             return
+        if schedule and HELD_PAINTS.pending:  # the last turn's paints: a turn of their own
+            HELD_PAINTS.paint()
+            self._timer.start()
+            return
         if not self._steps:
             self._end(None, completed=True)
             return
+        if schedule:
+            HELD_PAINTS.holding(self._run_turn)
+            if not self.running:  # ended in that turn (a step failed or stopped it; its finish
+                HELD_PAINTS.release()  # ran held): no paint turn comes, Qt paints as it would
+        else:
+            self._run_turn(schedule=False)
+
+    def _run_turn(self, schedule: bool = True) -> None:
         start = time.perf_counter()
         ran = 0
         while self._steps:  # cheap steps (a refilled layer) share a turn; a costly one has its own
@@ -106,6 +201,7 @@ class InTurns(QObject):
             self._end(None, completed=True)
 
     def _end(self, exc: Optional[BaseException], completed: bool) -> None:
+        HELD_PAINTS.release()  # stopped or failed with paints held: Qt makes them as it would have
         self.running = False
         self.ended = True
         finish, done, failed = self._finish, self._done, self._failed

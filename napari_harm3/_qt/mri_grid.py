@@ -278,10 +278,24 @@ class MriGrid(QWidget):
                 self.reading[key].notice.uncover()
             return uncover
 
+        def decorations_steps(key: str) -> list:
+            """What set_volume shows beside the volume, made ahead: each is a turn and a paint."""
+            model = self.panels[key].model
+
+            def scale_bar() -> None:
+                model.canvas.overlays.scale_bar.visible = True
+
+            return [alone(scale_bar), alone(lambda: show_plane_letters(model, self.planes.plane))]
+
         steps = [lambda: self.clear(reuse=True)]
         for key in keys:  # a panel is uncovered once its volume and masks are the next case's
-            # a panel without the last case's layers makes new ones: a turn each (~0.1–0.5 s)
+            # a panel without the last case's layers makes new ones: a turn each (~0.1–0.5 s);
+            # its scale bar and edge letters, never shown yet, make their visuals in turns before
+            # (five canvas overlays: together as costly as the volume's layer, and painted apart)
             fresh = alone if self.panels[key].volume_layer is None else (lambda step: step)
+            if key in volumes and self.panels[key].volume_layer is None \
+                    and not self.panels[key].model.canvas.overlays.scale_bar.visible:
+                steps += decorations_steps(key)
             steps += [fresh(volume_step(key))] if key in volumes else []
             steps += [fresh(mask_step(key, layer_data)) for layer_data in by_panel.get(key, ())]
             steps.append(uncover_step(key))

@@ -46,6 +46,7 @@ from .layer_reuse import SpareLayers, remove_all_but, try_refill
 from .linking import ViewerLink
 from .orientation_labels import fit_clear_of_letters, show_note, show_plane_letters
 from .planes import GridPlanes
+from .polygon_tool import defer_polygon_tool
 from .reading_panel import install_reading_aids
 from .vispy_caches import install as install_vispy_caches
 
@@ -309,7 +310,9 @@ class MriGrid(QWidget):
                 return spare
             layers.remove(spare)
         if kind == "labels":
-            return panel.model.add_labels(data, **kwargs)
+            layer = defer_polygon_tool(Labels(data, **kwargs))  # as add_labels, the tool made when chosen
+            layers.append(layer)
+            return layer
         layer = panel.model.add_image(data, **kwargs)
         if kind == "image" and panel.volume_layer is None and layers.index(layer) != 0:
             layers.move(layers.index(layer), 0)  # a volume under the masks kept from the last case

@@ -38,6 +38,7 @@ from .orientation_labels import (
     fit_clear_of_letters,
     show_plane_letters,
 )
+from .polygon_tool import defer_polygon_tool
 from .reading_mouse import install_reading_mouse
 
 TAB_TITLE = "3 planes"
@@ -366,7 +367,7 @@ def _shared_copy(layer):
               "blending": layer.blending, "visible": layer.visible, "units": "mm",
               "metadata": {**layer.metadata, SOURCE_KEY: id(layer)}}
     if isinstance(layer, Labels):
-        return Labels(layer.data, **kwargs)
+        return defer_polygon_tool(Labels(layer.data, **kwargs))
     image = Image(layer.data, colormap=layer.colormap, contrast_limits=tuple(layer.contrast_limits), **kwargs)
     image.contrast_limits_range = tuple(layer.contrast_limits_range)
     image.contrast_limits = tuple(layer.contrast_limits)

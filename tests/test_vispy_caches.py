@@ -150,3 +150,28 @@ def test_a_value_mesh_keeps_vispys_colormap_chain():
     first = mesh._build_color_transform(np.zeros((3, 1), np.float32))
     second = mesh._build_color_transform(np.zeros((3, 1), np.float32))
     assert first is not second and type(first).__name__ == "FunctionChain"
+
+
+@pytest.mark.parametrize("packed", [True, False])
+def test_the_interpolation_kernels_are_vispys_read_once(packed):
+    import vispy.visuals.image
+    import vispy.visuals.volume
+
+    cached = vispy.visuals.image.load_spatial_filters
+    assert vispy.visuals.volume.load_spatial_filters is cached
+    kernel, names = cached(packed=packed)
+    own_kernel, own_names = cached.__wrapped__(packed=packed)
+    assert kernel.dtype == own_kernel.dtype and np.array_equal(kernel, own_kernel) and names == tuple(own_names)
+    assert not kernel.flags.writeable  # shared: no visual may change it
+    hits = vispy_caches.SPATIAL_FILTERS.hits
+    again, _ = cached(packed=packed)
+    assert again is kernel and vispy_caches.SPATIAL_FILTERS.hits == hits + 1
+
+
+def test_an_image_visual_takes_the_read_once_kernels():
+    from vispy.visuals.image import ImageVisual
+
+    hits = vispy_caches.SPATIAL_FILTERS.hits
+    visual = ImageVisual(np.zeros((4, 4), np.float32))
+    assert vispy_caches.SPATIAL_FILTERS.hits > hits
+    assert visual._kerneltex.shape[:2] == vispy_caches.SPATIAL_FILTERS[True][0].shape[:2]

@@ -1,4 +1,4 @@
-"""Exact memos for three pure steps vispy repeats for every visual of every canvas (issue 15).
+"""Exact memos for pure steps vispy repeats for every visual of every canvas (issue 15).
 
 Opening a case puts an image, a labels layer, a title, a scale bar and orientation letters on
 four canvases (five with the slide). With software OpenGL most of the first paint's time was not
@@ -25,6 +25,12 @@ program to compile and link, though the code is the same one-line pass-through. 
 its pass-through function while the code stays the same (the clim + colormap chain of value
 meshes is left to vispy).
 
+Every image, volume and font visual also reads vispy's interpolation kernels from disk again
+(``vispy.io.load_spatial_filters``: ``np.load`` and a repacking, 1–2 ms a call while a run's
+workers hold the GIL; three calls per new napari image layer). The kernels are a file shipped with
+vispy, so they are read once and the same read-only arrays handed out (the visuals copy them into
+their textures).
+
 :func:`install` is idempotent; the MRI grid and the slide view call it before they make canvases.
 """
 
@@ -36,6 +42,10 @@ from collections import OrderedDict
 from types import SimpleNamespace
 
 import numpy as np
+import vispy.visuals.image
+import vispy.visuals.text.text
+import vispy.visuals.volume
+from napari._vispy.utils import qt_font
 from vispy.gloo import glir
 from vispy.gloo.program import Program
 from vispy.visuals.mesh import MeshVisual
@@ -141,6 +151,25 @@ def _kept_pass_through(original):
     return _build_color_transform
 
 
+#: the modules that call ``load_spatial_filters`` by the name they imported
+KERNEL_READERS = (vispy.visuals.image, vispy.visuals.volume, vispy.visuals.text.text, qt_font)
+SPATIAL_FILTERS = _Memo(4)
+
+
+def _cached_spatial_filters(original):
+    def read(packed: bool):
+        kernel, names = original(packed=packed)
+        kernel = np.array(kernel)  # its own buffer (vispy's packing views a temporary's bytes)
+        kernel.setflags(write=False)
+        return kernel, tuple(names)
+
+    def load_spatial_filters(packed=True):
+        return SPATIAL_FILTERS.lookup(bool(packed), lambda: read(bool(packed)))
+
+    load_spatial_filters.__wrapped__ = original
+    return load_spatial_filters
+
+
 def install() -> None:
     """Put the memos in place of vispy's functions (once per process)."""
     if _INSTALLED:
@@ -153,6 +182,10 @@ def install() -> None:
     Program._parse_variables_from_code = _cached_parse(_INSTALLED["parse"])
     glir.convert_shader = _cached_convert(_INSTALLED["convert_shader"])
     MeshVisual._build_color_transform = _kept_pass_through(_INSTALLED["mesh_color_transform"])
+    _INSTALLED["load_spatial_filters"] = vispy.visuals.image.load_spatial_filters
+    cached = _cached_spatial_filters(_INSTALLED["load_spatial_filters"])
+    for module in KERNEL_READERS:
+        module.load_spatial_filters = cached
 
 
 def installed() -> bool:

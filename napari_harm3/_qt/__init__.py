@@ -17,8 +17,10 @@ nothing; each module pulls in Qt when it is imported itself.
 - :mod:`.app` — open napari on a case, wait for it, write screenshots (``harm3 demo/view``).
 - :mod:`.images` — screenshots (RGBA arrays) to PNG, atomically.
 - :mod:`.in_turns` — GUI-thread work in pieces, one per event-loop turn (a case goes into the
-  viewers layer by layer, the window answering in between); :mod:`.vispy_caches` — exact memos
-  of vispy's per-visual glyph and shader work (the first paint of each canvas);
+  viewers layer by layer, the window answering in between; a turn's canvas repaints in the turn
+  after it); :mod:`.vispy_caches` — exact memos of vispy's per-visual glyph, shader and kernel
+  work (the first paint of each canvas); :mod:`.warm_up` — one-time work of the first case open
+  done at start; :mod:`.polygon_tool` — a labels layer's polygon tool made when chosen;
   :mod:`.visibility` — a layer's visibility set only when it changes (napari's setter makes
   every canvas update its scene even for the same value); :mod:`.lazy_layer_controls` —
   napari's layer controls made when a layer is chosen, not for every layer added.

@@ -23,6 +23,8 @@ import numpy as np
 from napari.layers import Image, Labels
 from napari.utils.colormaps import label_colormap
 
+from .layer_removal import remove_layers
+
 #: keywords a layer takes after construction (set in this order, data first)
 SETTABLE = ("scale", "translate", "rotate", "shear", "affine", "units", "axis_labels", "colormap",
             "opacity", "blending", "visible", "gamma", "interpolation2d", "interpolation3d", "rendering",
@@ -168,17 +170,9 @@ class SpareLayers:
             if mine:
                 by_holder.setdefault(id(holder), (holder, []))[1].extend(mine)
         self._spare, self._holders = {}, {}
-        for holder, layers in by_holder.values():
-            with holder.batched_update():
-                for layer in layers:
-                    holder.remove(layer)
-        return sum(len(layers) for _, layers in by_holder.values())
+        return remove_layers(by_holder.values())  # one batch per layer list, one gc for them all
 
 
-def remove_all_but(holder, keep) -> None:
-    """Remove every layer of ``holder`` not in ``keep`` (one batch: napari's gc runs once)."""
-    doomed = [layer for layer in holder if not any(layer is k for k in keep)]
-    if doomed:
-        with holder.batched_update():
-            for layer in doomed:
-                holder.remove(layer)
+def all_but(holder, keep) -> list:
+    """The layers of ``holder`` not in ``keep`` (by identity)."""
+    return [layer for layer in holder if not any(layer is k for k in keep)]

@@ -42,7 +42,8 @@ from ..core.mri import windowing
 from ..core.vocabulary import SEQUENCES
 from .images import save_png
 from .in_turns import alone
-from .layer_reuse import SpareLayers, remove_all_but, try_refill
+from .layer_removal import remove_layers
+from .layer_reuse import SpareLayers, all_but, try_refill
 from .linking import ViewerLink
 from .orientation_labels import fit_clear_of_letters, show_note, show_plane_letters
 from .planes import GridPlanes
@@ -325,10 +326,12 @@ class MriGrid(QWidget):
         self.spares.drop()
         if reuse:  # covered panels leave the link until they hold the next case (uncover_step)
             self.link.hold([panel.model for panel in self.panels.values()])
+        if reuse:  # every panel's layers but its spares and crosshair leave: one gc for all panels
+            remove_layers([(panel.model.layers, all_but(panel.model.layers, self._stash(key, panel)))
+                           for key, panel in self.panels.items()])
         for key, panel in self.panels.items():
             if reuse:  # scale bar, letters and note stay until the panel is known empty (_empty_unfilled):
-                remove_all_but(panel.model.layers, self._stash(key, panel))  # hiding and showing
-                panel.volume_layer = None  # them again costs ~0.2 s a panel
+                panel.volume_layer = None  # hiding and showing them again costs ~0.2 s a panel
                 # the last case's layers wait under a cover for the next case's data (hiding the
                 # layers instead cost ~0.4 s a switch: napari slices them again when shown)
                 self.reading[key].notice.cover(f"{panel.model.title} — opening the next case…")

@@ -13,6 +13,7 @@ import numpy as np
 from .._layers import gradcam_layer, heatmap_layer, heatmap_placement, overlay_colormap
 from ..core.vocabulary import ATTENTION_MAPS, POOLING_MAP
 from .in_turns import InTurns, alone
+from .layer_removal import remove_layers
 from .visibility import set_visible
 
 #: the heatmap shown when survival lands (the others start hidden)
@@ -52,12 +53,9 @@ class OverlayLayers:
         doomed = [layer for name in names for layer in self.layers.get(name, []) if id(layer) not in keep]
         for name in names:
             self.layers[name] = []
-        for holder in [self.viewer.layers] + [p.model.layers for p in self.grid.panels.values()]:
-            mine = [layer for layer in doomed if layer in holder]
-            if mine:  # one batch per canvas: napari cleans its scene graph (and runs gc) once, not per layer
-                with holder.batched_update():
-                    for layer in mine:
-                        holder.remove(layer)
+        holders = [self.viewer.layers] + [p.model.layers for p in self.grid.panels.values()]
+        # one batch per canvas, and napari's gc.collect() once for all of them (layer_removal)
+        remove_layers([(holder, [layer for layer in doomed if layer in holder]) for holder in holders])
 
     def show_in_turns(self, analysis: str, slide_layer, then=None) -> None:
         """Show ``analysis``'s current maps from the session (:meth:`begin_show`), the new layers

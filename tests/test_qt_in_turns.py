@@ -141,3 +141,30 @@ def test_a_failing_step_leaves_no_paint_held(make_napari_viewer, qtbot):
     draws.clear()
     layer.opacity = 0.2
     qtbot.waitUntil(lambda: bool(draws), timeout=5_000)  # and the canvas paints on
+
+
+def test_paints_held_paints_after_the_block_in_a_turn_of_its_own(make_napari_viewer, qtbot):
+    from qtpy.QtCore import QTimer
+
+    from napari_harm3._qt.in_turns import HELD_PAINTS, paints_held
+
+    viewer = make_napari_viewer(show=True)
+    layer = viewer.add_image(np.zeros((16, 16), np.float32))
+    canvas = viewer.window._qt_viewer.canvas._scene_canvas
+    qtbot.wait(50)
+    timer, ticks = _ticking()
+    seen = []
+    canvas.events.draw.connect(lambda event: seen.append(("draw", len(ticks))), position="last")
+
+    def block():
+        with paints_held():
+            layer.opacity = 0.3
+            seen.append(("block", len(ticks)))
+        assert HELD_PAINTS.pending  # to be painted, not yet
+
+    QTimer.singleShot(0, block)
+    qtbot.waitUntil(lambda: ("block" in [n for n, _ in seen]) and seen[-1][0] == "draw", timeout=5_000)
+    timer.stop()
+    at = [t for n, t in seen if n == "block"][0]
+    draws = [t for n, t in seen[[n for n, _ in seen].index("block"):] if n == "draw"]
+    assert draws and draws[0] > at and not HELD_PAINTS.pending  # painted later, after the loop ran

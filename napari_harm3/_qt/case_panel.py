@@ -50,7 +50,7 @@ from ..core.progress import CancelToken
 from ..core.session import CaseSession, open_case_data
 from .._layers import SEQUENCE_TITLES, CaseLayers, case_layer_data
 from .align_box import AlignBox
-from .in_turns import InTurns, alone
+from .in_turns import InTurns, alone, paints_held
 from .lazy_layer_controls import install as install_lazy_layer_controls
 from .mri_grid import MriGrid
 from .reading_layout import CaseViews
@@ -338,7 +338,8 @@ class CasePanel(QTabWidget):
     def _on_loaded(self, result) -> None:
         token, layers = result
         if self._done(token):
-            self.show_case(layers, staged=True)
+            with paints_held():  # the last case's maps leave in this turn, the canvases paint in the next
+                self.show_case(layers, staged=True)
         else:  # superseded by a later open: release its files
             layers.opened.close()
 

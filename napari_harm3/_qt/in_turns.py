@@ -22,6 +22,7 @@ from __future__ import annotations
 import time
 import weakref
 from collections import deque
+from contextlib import contextmanager
 from typing import Callable, Iterable, Optional
 
 from qtpy.QtCore import QCoreApplication, QEvent, QObject, QTimer
@@ -111,6 +112,22 @@ def install_held_paints() -> None:
     update.harm3_held = True
     update.__wrapped__ = original
     VispyCanvas.update = update
+
+
+@contextmanager
+def paints_held():
+    """Hold the canvases' repaints while the block runs (work outside :class:`InTurns`, e.g. the
+    last case's maps leaving); they are made in a turn of their own right after it (a short
+    timer, or the first turn of an :class:`InTurns` started meanwhile, whichever comes first; not
+    a zero timer: Qt delivers that as a posted call before any timer, i.e. in the same freeze)."""
+    install_held_paints()
+    HELD_PAINTS.depth += 1
+    try:
+        yield
+    finally:
+        HELD_PAINTS.depth -= 1
+        if HELD_PAINTS.depth == 0 and HELD_PAINTS.pending:
+            QTimer.singleShot(TURN_MS, HELD_PAINTS.paint)
 
 
 class InTurns(QObject):

@@ -6,7 +6,8 @@ Runs itself under ``xvfb-run -a`` when there is no display. Opens the window ``h
 (napari viewer, case panel with its Models tab, linked MRI grid) and drives it as a user's clicks
 would: open the demo patient, Predict pCR (first: models loaded, features read from the case's
 cache or, with ``--fresh``, computed; then again), Predict survival, overlay threshold /
-colormap / visibility changes, report export. A QTimer ticking every 10 ms records the gap between
+colormap / visibility changes, report export, then a copy of the patient opened as the next case
+(the first case's layers refilled, as the worklist's next/previous does). A QTimer ticking every 10 ms records the gap between
 its ticks: a gap well over 10 ms is time the GUI thread did not answer (a frozen window). Per phase
 it prints the wall time, the worst gap and the 99th percentile; peers measured in the same run:
 the core's own computation of the same step on the main thread without a viewer (``run.execute``,
@@ -304,6 +305,12 @@ def main(argv=None) -> int:
 
         bench.phase("report export", lambda: workflow.export_report(pdf),
                     [workflow.report_written, workflow.report_failed], peer=export_peer)
+        # the next patient, as a worklist's "next" opens it: the open case's layers take its data
+        next_case = Path(tmp) / "next" / manifest.parent.name
+        shutil.copytree(manifest.parent, next_case)
+        _spin(0.5)
+        bench.phase("open the next case (layers refilled)", lambda: panel.open_case(next_case / manifest.name),
+                    [panel.case_loaded, panel.case_failed])
     bench.print_table()
     print(_load(), "(end)")
     panel.close_viewers()

@@ -324,9 +324,9 @@ class MriGrid(QWidget):
         next :meth:`set_volume` / mask :meth:`add_overlay` (see :meth:`show_case`), the
         crosshair stays, every other layer goes."""
         self.spares.drop()
-        if reuse:  # covered panels leave the link until they hold the next case (uncover_step)
+        if reuse:  # covered panels leave the link until they hold the next case (uncover_step);
             self.link.hold([panel.model for panel in self.panels.values()])
-        if reuse:  # every panel's layers but its spares and crosshair leave: one gc for all panels
+            # every panel's layers but its spares and crosshair leave: one gc for all panels
             remove_layers([(panel.model.layers, all_but(panel.model.layers, self._stash(key, panel)))
                            for key, panel in self.panels.items()])
         for key, panel in self.panels.items():

@@ -44,7 +44,7 @@ def alone(step: Callable[[], None]) -> Callable[[], None]:
 
 
 class HeldPaints:
-    """vispy canvases' repaint requests, held while :meth:`holding` runs and made by :meth:`paint`.
+    """vispy canvases' repaint requests, held while a :meth:`hold` block runs and made by :meth:`paint`.
 
     vispy asks for a repaint through ``Canvas.update`` (a scene canvas asks once and then waits
     for its draw); while held, the canvas is noted instead. :meth:`paint` asks Qt for the noted
@@ -56,10 +56,12 @@ class HeldPaints:
         self.depth = 0
         self.pending: "weakref.WeakSet[VispyCanvas]" = weakref.WeakSet()
 
-    def holding(self, work: Callable[[], None]) -> None:
+    @contextmanager
+    def hold(self):
+        """Note requests instead of passing them on while the block runs (nested blocks too)."""
         self.depth += 1
         try:
-            work()
+            yield
         finally:
             self.depth -= 1
 
@@ -121,11 +123,10 @@ def paints_held():
     timer, or the first turn of an :class:`InTurns` started meanwhile, whichever comes first; not
     a zero timer: Qt delivers that as a posted call before any timer, i.e. in the same freeze)."""
     install_held_paints()
-    HELD_PAINTS.depth += 1
     try:
-        yield
+        with HELD_PAINTS.hold():
+            yield
     finally:
-        HELD_PAINTS.depth -= 1
         if HELD_PAINTS.depth == 0 and HELD_PAINTS.pending:
             QTimer.singleShot(TURN_MS, HELD_PAINTS.paint)
 
@@ -187,7 +188,8 @@ class InTurns(QObject):
             self._end(None, completed=True)
             return
         if schedule:
-            HELD_PAINTS.holding(self._run_turn)
+            with HELD_PAINTS.hold():
+                self._run_turn()
             if not self.running:  # ended in that turn (a step failed or stopped it; its finish
                 HELD_PAINTS.release()  # ran held): no paint turn comes, Qt paints as it would
         else:

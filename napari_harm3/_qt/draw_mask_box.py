@@ -11,13 +11,12 @@ given to another (the case it was drawn on travels with it).
 from __future__ import annotations
 
 import numpy as np
-from napari.layers import Labels
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtWidgets import QComboBox, QGroupBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout
 
 from ..core.errors import Harm3Error, user_message
 from ..core.vocabulary import sequence_title
-from .polygon_tool import defer_polygon_tool
+from .polygon_tool import add_labels
 
 #: the metadata key marking a drawn layer, holding the case it was drawn on
 DRAWN_KEY = "harm3_drawn_on"
@@ -76,10 +75,9 @@ class DrawMaskBox(QGroupBox):
             show_error("open a case with this MRI volume first")
             return None
         volume = panel.volume_layer
-        layer = defer_polygon_tool(Labels(np.zeros(volume.data.shape, np.int32), affine=volume.affine.affine_matrix,
-                                          name=f"drawn tumour ({sequence_title(key)})", units="mm",
-                                          metadata={DRAWN_KEY: self.session.ref, "harm3_panel": key}))
-        panel.model.layers.append(layer)
+        layer = add_labels(panel.model.layers, np.zeros(volume.data.shape, np.int32), affine=volume.affine.affine_matrix,
+                           name=f"drawn tumour ({sequence_title(key)})", units="mm",
+                           metadata={DRAWN_KEY: self.session.ref, "harm3_panel": key})
         layer.selected_label = 1
         layer.brush_size = BRUSH_SIZE
         layer.mode = "paint"

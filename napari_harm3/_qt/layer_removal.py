@@ -45,12 +45,11 @@ class _CollectOnce:
 @contextmanager
 def _one_collection():
     if getattr(napari_canvas, "gc", None) is not gc:  # napari changed (or another stand-in): as it is
-        yield None
+        yield
         return
-    stand_in = _CollectOnce()
-    napari_canvas.gc = stand_in
+    napari_canvas.gc = _CollectOnce()
     try:
-        yield stand_in
+        yield
     finally:
         napari_canvas.gc = gc
 
@@ -58,8 +57,7 @@ def _one_collection():
 def remove_layers(removals: Iterable[tuple]) -> int:
     """Remove ``(layer_list, layers)`` pairs' layers, all lists first, then one collection as the
     lists resume (see the module). Returns how many layers left."""
-    removals = [(holder, list(layers)) for holder, layers in removals]
-    removals = [(holder, layers) for holder, layers in removals if layers]
+    removals = [(holder, list(layers)) for holder, layers in removals if len(layers)]
     if not removals:
         return 0
     with _one_collection(), ExitStack() as batches:  # the stand-in outlives the batches' ends

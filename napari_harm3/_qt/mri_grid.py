@@ -47,7 +47,7 @@ from .layer_reuse import SpareLayers, all_but, try_refill
 from .linking import ViewerLink
 from .orientation_labels import fit_clear_of_letters, show_note, show_plane_letters
 from .planes import GridPlanes
-from .polygon_tool import defer_polygon_tool
+from .polygon_tool import add_labels
 from .reading_panel import install_reading_aids
 from .vispy_caches import install as install_vispy_caches
 
@@ -294,9 +294,9 @@ class MriGrid(QWidget):
             # a panel without the last case's layers makes new ones: a turn each (~0.1–0.5 s);
             # its scale bar and edge letters, never shown yet, make their visuals in turns before
             # (five canvas overlays: together as costly as the volume's layer, and painted apart)
-            fresh = alone if self.panels[key].volume_layer is None else (lambda step: step)
-            if key in volumes and self.panels[key].volume_layer is None \
-                    and not self.panels[key].model.canvas.overlays.scale_bar.visible:
+            is_fresh = self.panels[key].volume_layer is None
+            fresh = alone if is_fresh else (lambda step: step)
+            if key in volumes and is_fresh and not self.panels[key].model.canvas.overlays.scale_bar.visible:
                 steps += decorations_steps(key)
             steps += [fresh(volume_step(key))] if key in volumes else []
             steps += [fresh(mask_step(key, layer_data)) for layer_data in by_panel.get(key, ())]
@@ -311,9 +311,7 @@ class MriGrid(QWidget):
                 return spare
             layers.remove(spare)
         if kind == "labels":
-            layer = defer_polygon_tool(Labels(data, **kwargs))  # as add_labels, the tool made when chosen
-            layers.append(layer)
-            return layer
+            return add_labels(layers, data, **kwargs)  # napari's, the polygon tool made when chosen
         layer = panel.model.add_image(data, **kwargs)
         if kind == "image" and panel.volume_layer is None and layers.index(layer) != 0:
             layers.move(layers.index(layer), 0)  # a volume under the masks kept from the last case

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import weakref
 
+from napari.layers import Labels
+
 POLYGON_MODE = "polygon"
 POLYGON_OVERLAY = "polygon"
 
@@ -36,4 +38,11 @@ def defer_polygon_tool(layer):
             overlay.visible = True
 
     layer.events.mode.connect(on_mode)  # the layer's emitter holds the function (a weak ref to the layer)
+    return layer
+
+
+def add_labels(layers, data, **kwargs):
+    """napari's ``add_labels`` into the layer list ``layers``, the polygon tool deferred."""
+    layer = defer_polygon_tool(Labels(data, **kwargs))
+    layers.append(layer)
     return layer

@@ -159,8 +159,7 @@ SPATIAL_FILTERS = _Memo(4)
 def _cached_spatial_filters(original):
     def read(packed: bool):
         kernel, names = original(packed=packed)
-        kernel = np.array(kernel)  # its own buffer (vispy's packing views a temporary's bytes)
-        kernel.setflags(write=False)
+        kernel.setflags(write=False)  # vispy's own array (np.load, or the packing's new one), shared
         return kernel, tuple(names)
 
     def load_spatial_filters(packed=True):

@@ -38,11 +38,10 @@ from .vispy_caches import install as install_vispy_caches
 WARM_GLYPHS = "ÅÉÑŐjgpqy" + string.digits + string.ascii_lowercase + "RLAPSIT" + " -—.:µ"
 
 
-def warm_glyphs(face: str | None = None) -> None:
+def warm_glyphs() -> None:
     """Compute :data:`WARM_GLYPHS`' distance fields into the glyph memo (napari's font class)."""
     install_vispy_caches()
-    font = QtTextureFont({"face": face or QGuiApplication.font().family(), "bold": False, "italic": False},
-                         SDFRendererCPU())
+    font = QtTextureFont({"face": QGuiApplication.font().family(), "bold": False, "italic": False}, SDFRendererCPU())
     for char in WARM_GLYPHS:
         font[char]
 

@@ -149,9 +149,12 @@ def test_paints_held_paints_after_the_block_in_a_turn_of_its_own(make_napari_vie
     from napari_harm3._qt.in_turns import HELD_PAINTS, paints_held
 
     viewer = make_napari_viewer(show=True)
-    layer = viewer.add_image(np.zeros((16, 16), np.float32))
     canvas = viewer.window._qt_viewer.canvas._scene_canvas
-    qtbot.wait(50)
+    drawn = []
+    canvas.events.draw.connect(lambda event: drawn.append(time.perf_counter()), position="last")
+    layer = viewer.add_image(np.zeros((16, 16), np.float32))
+    # settled: drawn, and no draw for a while (a canvas with a draw still to come asks for none)
+    qtbot.waitUntil(lambda: bool(drawn) and time.perf_counter() - drawn[-1] > 0.3, timeout=10_000)
     timer, ticks = _ticking()
     seen = []
     canvas.events.draw.connect(lambda event: seen.append(("draw", len(ticks))), position="last")
@@ -168,3 +171,77 @@ def test_paints_held_paints_after_the_block_in_a_turn_of_its_own(make_napari_vie
     at = [t for n, t in seen if n == "block"][0]
     draws = [t for n, t in seen[[n for n, _ in seen].index("block"):] if n == "draw"]
     assert draws and draws[0] > at and not HELD_PAINTS.pending  # painted later, after the loop ran
+
+
+def _passes(busy_s: float = 0.0):
+    """A zero timer: it fires once per pass of the event loop (and keeps it ``busy_s`` long)."""
+    passes = []
+    timer = QTimer()
+    timer.setInterval(0)
+    timer.timeout.connect(lambda: (passes.append(1), time.sleep(busy_s)))
+    timer.start()
+    return timer, passes
+
+
+def test_two_runners_take_turns_and_never_share_a_pass(qtbot):
+    """Qt fires every due timer in one pass: without the gate two runners' turns ran back to
+    back, one freeze (issue 15: a case's layers going in while the last case's maps leave)."""
+    timer, passes = _passes(busy_s=0.004)  # a busy loop: both runners' timers are due at each pass
+    seen = []
+
+    def step(name):
+        def work():
+            seen.append((name, len(passes)))
+            time.sleep(0.004)
+        return alone(work)
+
+    done = []
+    first = InTurns([step("a1"), step("a2"), step("a3")], done=lambda: done.append("a")).start()  # noqa: F841
+    second = InTurns([step("b1"), step("b2"), step("b3")], done=lambda: done.append("b")).start()  # noqa: F841
+    qtbot.waitUntil(lambda: len(done) == 2, timeout=5_000)
+    timer.stop()
+    at = [p for _, p in seen]
+    assert len(set(at)) == len(at)  # every step in a pass of its own
+    order = [name[0] for name, _ in seen]
+    assert order.count("a") == order.count("b") == 3
+    assert all(x != y for x, y in zip(order, order[1:]))  # they alternate: neither waits for the other to end
+
+
+def test_a_collection_falling_due_in_a_turn_runs_in_a_pass_of_its_own(qtbot):
+    """A turn that makes many objects would set off Python's collection inside it (60–90 ms with
+    a case open, on top of the turn's own work): it is held, then made right after."""
+    import gc
+
+    from napari_harm3._qt.in_turns import TURN_GATE
+
+    timer, passes = _passes()
+    collected_at = []
+    step_passes = []
+    kept = []  # what the turn made outlives it (as a new layer does)
+
+    def callback(phase, info):
+        if phase == "start":
+            collected_at.append(len(passes))
+
+    def making_objects():
+        step_passes.append(len(passes))
+        kept.extend([i] for i in range(20 * gc.get_threshold()[0]))  # sets a collection off (gc on)
+        assert not collected_at  # none ran inside the turn
+        step_passes.append(len(passes))
+
+    assert gc.isenabled()
+    paid = TURN_GATE.collections_paid
+    done = []
+    gc.collect()
+    gc.callbacks.append(callback)
+    try:
+        turns = InTurns([alone(making_objects), alone(lambda: step_passes.append(len(passes)))],  # noqa: F841
+                        done=lambda: done.append(True)).start()
+        qtbot.waitUntil(lambda: bool(done), timeout=5_000)
+    finally:
+        gc.callbacks.remove(callback)
+        timer.stop()
+    assert gc.isenabled()  # given back
+    assert TURN_GATE.collections_paid == paid + 1
+    assert collected_at and collected_at[0] > step_passes[1]  # after the turn, in a later pass
+    assert step_passes[2] > collected_at[0]  # and before the next step, not in its pass

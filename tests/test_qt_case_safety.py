@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from napari_harm3._qt.app import preload_torch
+from napari_harm3._qt.layer_removal import is_withdrawn
 
 preload_torch()  # torch before any OpenGL context (see test_qt_workflow.py)
 
@@ -42,6 +44,9 @@ def assert_nothing_of(ref, viewer, panel, workflow, export_to):
     assert session.ref != ref
     assert all(p.case_ref == session.ref for p in session.predictions.values())
     assert not [l.name for l in layers_of(viewer, panel) if l.metadata.get("harm3_case") == ref]
+    for layer in layers_of(viewer, panel):  # maps still leaving (a turn each): off the screen and empty
+        if is_withdrawn(layer):
+            assert not layer.visible and not np.any(layer.data) and layer.metadata == {"harm3_kind": "withdrawn"}
     text = workflow.results_view.text.toPlainText()
     assert text.startswith(f"case: {session.ref.case_id}\n") and ref.case_id not in text
     if not session.predictions:

@@ -65,3 +65,58 @@ def test_maps_leave_five_viewers_with_one_collection_after_all_left(make_napari_
     assert napari_canvas.gc is gc and "kept" in viewer.layers
     assert remove_layers([(viewer.layers, [])]) == 0
     grid.close_viewers()
+
+
+def test_withdrawn_maps_are_off_the_screen_at_once_and_leave_one_per_turn(make_napari_viewer, qtbot):
+    """The case switch (issue 15): the last case's maps are hidden and emptied in the switch's
+    turn, and leave their lists one per event-loop turn; two removals started back to back
+    share one collection, made after the last map left, with napari's own ones skipped."""
+    from qtpy.QtCore import QTimer
+
+    from napari_harm3._qt.layer_removal import WITHDRAWN, is_withdrawn, remove_in_turns, removals_under_way
+    from napari_harm3._qt.mri_grid import MriGrid
+
+    viewer = make_napari_viewer(show=True)
+    grid = MriGrid()
+    viewer.window.add_dock_widget(grid, name="MRI", area="right")
+    rng = np.random.default_rng(1)
+    keys = list(grid.panels)
+    heatmaps = [viewer.add_image(rng.random((8, 8)).astype(np.float32) + 0.5, name=f"map {i}",
+                                 metadata={"harm3_case": "A"}) for i in range(3)]
+    cams = {key: grid.model(key).add_image(rng.random((4, 8, 8)).astype(np.float32) + 0.5,
+                                           metadata={"harm3_case": "A"}) for key in keys}
+    qtbot.wait(20)
+    passes = []
+    ticker = QTimer()
+    ticker.setInterval(0)
+    ticker.timeout.connect(lambda: passes.append(1))
+    left_at = []
+    for holder in [viewer.layers] + [grid.layers(key) for key in keys]:
+        holder.events.removed.connect(lambda event: left_at.append(len(passes)))
+    collections = []
+    callback = _full_collections(lambda: collections.append(len(left_at)))
+    gc.disable()  # only the explicit collections count
+    gc.callbacks.append(callback)
+    try:
+        ticker.start()
+        remove_in_turns([(viewer.layers, heatmaps[:2])])
+        remove_in_turns([(viewer.layers, heatmaps[2:])] + [(grid.layers(key), [cams[key]]) for key in keys])
+        everything = heatmaps + list(cams.values())
+        # in this turn: all off the screen and empty, nothing of case A left in them; none gone yet
+        assert all(not layer.visible and is_withdrawn(layer) for layer in everything)
+        assert all(not np.any(layer.data) and layer.data.shape in ((8, 8), (4, 8, 8)) for layer in everything)
+        assert all(layer.metadata == {"harm3_kind": WITHDRAWN} for layer in everything)
+        assert all(layer in viewer.layers for layer in heatmaps) and removals_under_way()
+        qtbot.waitUntil(lambda: not removals_under_way(), timeout=10_000)
+    finally:
+        gc.callbacks.remove(callback)
+        gc.enable()
+        ticker.stop()
+    assert not any(layer in viewer.layers for layer in heatmaps)
+    assert not any(cams[key] in grid.layers(key) for key in keys)
+    assert len(left_at) == len(heatmaps) + len(keys)
+    assert len(set(left_at)) == len(left_at)  # one removal per pass of the event loop
+    assert collections == [len(left_at)]  # one collection, after the last left (none of napari's)
+    assert napari_canvas.gc is gc
+    assert remove_in_turns([(viewer.layers, heatmaps)]) is None  # gone already: nothing to do
+    grid.close_viewers()

@@ -14,15 +14,37 @@ canvas still rebuilds its scene after a collection that followed its removals �
 napari's fix needs — with one collection instead of five. The stand-in for ``gc`` is napari's
 canvas module's own name for the module, for the length of the call; where napari names it
 otherwise nothing is replaced and napari collects per list as before.
+
+Switching case, the last case's maps must be off the screen in the switch's turn, but taking
+them out of the lists is napari's removal handlers (~10 ms a layer), five scene rebuilds and
+that collection: ~300 ms for nine maps. :func:`remove_in_turns` takes them off at once
+(:func:`withdraw`: hidden, their data zeros of the same shape and their metadata no longer the
+case's — napari makes no slice of a hidden layer, so no texture and no paint) and lets them
+leave one per event-loop turn (:mod:`.in_turns`) with napari's collection deferred to one turn
+of its own after the last. Off Windows that order is harmless (napari's comment names the
+Windows drivers); on Windows napari's per-removal collection is left as it is.
 """
 
 from __future__ import annotations
 
 import gc
+import sys
 from contextlib import ExitStack, contextmanager
-from typing import Iterable
+from typing import Iterable, Optional
 
 import napari._vispy.canvas as napari_canvas
+import numpy as np
+
+from .in_turns import InTurns, alone
+
+#: ``harm3_kind`` of a withdrawn layer: hidden, empty, waiting in its list to leave
+WITHDRAWN = "withdrawn"
+#: defer napari's per-removal collection to one after the last removal (not on Windows: above)
+DEFER_COLLECTION = sys.platform != "win32"
+#: removals under way (an InTurns needs a Python reference while it runs)
+_DEPARTURES: set = set()
+#: the removals whose collection is still to come (a token each)
+_COLLECTIONS_TO_COME: set = set()
 
 
 class _CollectOnce:
@@ -42,16 +64,28 @@ class _CollectOnce:
         return getattr(gc, name)
 
 
+class _CollectNone(_CollectOnce):
+    """``gc`` as napari's canvas module sees it while a withdrawn layer leaves: no collection
+    (one comes in a turn of its own after the last, :func:`remove_in_turns`)."""
+
+    def collect(self, generation: int = 2) -> int:
+        return 0
+
+
 @contextmanager
-def _one_collection():
+def _standing_in(stand_in):
     if getattr(napari_canvas, "gc", None) is not gc:  # napari changed (or another stand-in): as it is
         yield
         return
-    napari_canvas.gc = _CollectOnce()
+    napari_canvas.gc = stand_in
     try:
         yield
     finally:
         napari_canvas.gc = gc
+
+
+def _one_collection():
+    return _standing_in(_CollectOnce())
 
 
 def remove_layers(removals: Iterable[tuple]) -> int:
@@ -67,3 +101,63 @@ def remove_layers(removals: Iterable[tuple]) -> int:
             for layer in layers:
                 holder.remove(layer)
     return sum(len(layers) for _, layers in removals)
+
+
+def withdraw(layer) -> None:
+    """Take an image layer off the screen and let go of what it showed: hidden (napari slices,
+    uploads and paints nothing for a hidden layer), its data zeros of the same shape and dtype
+    (so shown again it shows nothing), its metadata only :data:`WITHDRAWN`."""
+    layer.visible = False
+    if not getattr(layer, "multiscale", False):
+        layer.data = np.zeros(layer.data.shape, dtype=layer.data.dtype)
+    layer.metadata = {"harm3_kind": WITHDRAWN}
+
+
+def is_withdrawn(layer) -> bool:
+    return layer.metadata.get("harm3_kind") == WITHDRAWN
+
+
+def remove_in_turns(removals: Iterable[tuple], parent=None) -> Optional[InTurns]:
+    """Withdraw the ``(layer_list, layers)`` pairs' layers now and remove them one per
+    event-loop turn, then collect once in a turn of its own (see the module; removals started
+    one after another share the collection: the last to finish makes it). Returns the running
+    removal (None when there was nothing to remove)."""
+    leaving = [(holder, layer) for holder, layers in removals for layer in layers if layer in holder]
+    for _, layer in leaving:
+        withdraw(layer)
+    if not leaving:
+        return None
+    token = object()
+    steps = [alone(_leave(holder, layer)) for holder, layer in leaving]
+    if DEFER_COLLECTION:
+        _COLLECTIONS_TO_COME.add(token)
+        steps.append(alone(lambda: _collect_if_last(token)))  # ~60–90 ms with a case run: a turn of its own
+
+    def finish() -> None:  # also when stopped or failed: no collection of its own to wait for
+        _COLLECTIONS_TO_COME.discard(token)
+        _DEPARTURES.discard(departure)
+
+    departure = InTurns(steps, finish=finish, parent=parent)
+    _DEPARTURES.add(departure)
+    return departure.start()
+
+
+def _leave(holder, layer):
+    def leave() -> None:
+        if layer in holder:  # not taken out by someone else meanwhile
+            with _standing_in(_CollectNone()) if DEFER_COLLECTION else ExitStack():
+                holder.remove(layer)
+    return leave
+
+
+def _collect_if_last(token) -> None:
+    """napari's collection, made by the last of the removals under way to get here (its layers
+    and those of every removal before it have left; a later removal collects after its own)."""
+    _COLLECTIONS_TO_COME.discard(token)
+    if not _COLLECTIONS_TO_COME:
+        gc.collect()
+
+
+def removals_under_way() -> bool:
+    """True while withdrawn layers are still waiting to leave their lists."""
+    return any(departure.running for departure in _DEPARTURES)

@@ -42,7 +42,7 @@ from ..core.mri import windowing
 from ..core.vocabulary import SEQUENCES
 from .images import save_png
 from .in_turns import alone
-from .layer_removal import remove_layers
+from .layer_removal import is_withdrawn, remove_layers
 from .layer_reuse import SpareLayers, all_but, try_refill
 from .linking import ViewerLink
 from .orientation_labels import fit_clear_of_letters, show_note, show_plane_letters
@@ -324,9 +324,8 @@ class MriGrid(QWidget):
         self.spares.drop()
         if reuse:  # covered panels leave the link until they hold the next case (uncover_step);
             self.link.hold([panel.model for panel in self.panels.values()])
-            # every panel's layers but its spares and crosshair leave: one gc for all panels
-            remove_layers([(panel.model.layers, all_but(panel.model.layers, self._stash(key, panel)))
-                           for key, panel in self.panels.items()])
+            # one gc for all panels
+            remove_layers([(panel.model.layers, self._leaving(key, panel)) for key, panel in self.panels.items()])
         for key, panel in self.panels.items():
             if reuse:  # scale bar, letters and note stay until the panel is known empty (_empty_unfilled):
                 panel.volume_layer = None  # hiding and showing them again costs ~0.2 s a panel
@@ -358,6 +357,12 @@ class MriGrid(QWidget):
                 show_note(panel.model, "")
                 show_plane_letters(panel.model, None)
                 self.planes.crosshair.redraw(key)
+
+    def _leaving(self, key: str, panel: MriPanel) -> list:
+        """``panel``'s layers that leave as the next case comes in: all but its spares (stashed
+        now), its crosshair and the withdrawn maps (leaving in turns of their own:
+        :func:`.layer_removal.remove_in_turns`)."""
+        return [layer for layer in all_but(panel.model.layers, self._stash(key, panel)) if not is_withdrawn(layer)]
 
     def _stash(self, key: str, panel: MriPanel) -> list:
         """Put ``panel``'s volume and mask layers among the spares; returns the layers to keep."""

@@ -38,6 +38,7 @@ from .orientation_labels import (
     fit_clear_of_letters,
     show_plane_letters,
 )
+from .layer_removal import WITHDRAWN
 from .polygon_tool import defer_polygon_tool
 from .reading_mouse import install_reading_mouse
 
@@ -350,7 +351,7 @@ class ThreePlaneView(QWidget):
 
 
 def _shareable(layer) -> bool:
-    return isinstance(layer, (Image, Labels)) and layer.metadata.get("harm3_kind") != CROSSHAIR
+    return isinstance(layer, (Image, Labels)) and layer.metadata.get("harm3_kind") not in (CROSSHAIR, WITHDRAWN)
 
 
 def _restyle(target, source) -> None:

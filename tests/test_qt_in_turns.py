@@ -207,9 +207,10 @@ def test_two_runners_take_turns_and_never_share_a_pass(qtbot):
     assert all(x != y for x, y in zip(order, order[1:]))  # they alternate: neither waits for the other to end
 
 
-def test_a_collection_falling_due_in_a_turn_runs_in_a_pass_of_its_own(qtbot):
-    """A turn that makes many objects would set off Python's collection inside it (60–90 ms with
-    a case open, on top of the turn's own work): it is held, then made right after."""
+def test_a_full_collection_falling_due_in_a_turn_runs_in_a_pass_of_its_own(qtbot):
+    """A turn that makes many objects would set off Python's collection inside it (a full one is
+    60–90 ms with a case open, on top of the turn's own work): it is held, then made right after,
+    in a pass of its own; a young generation's (a few ms) is made at the turn's end."""
     import gc
 
     from napari_harm3._qt.in_turns import TURN_GATE
@@ -217,11 +218,11 @@ def test_a_collection_falling_due_in_a_turn_runs_in_a_pass_of_its_own(qtbot):
     timer, passes = _passes()
     collected_at = []
     step_passes = []
-    kept = []  # what the turn made outlives it (as a new layer does)
+    kept = []  # what the turns make outlives them (as a new layer does)
 
     def callback(phase, info):
         if phase == "start":
-            collected_at.append(len(passes))
+            collected_at.append((len(passes), info["generation"]))
 
     def making_objects():
         step_passes.append(len(passes))
@@ -229,19 +230,31 @@ def test_a_collection_falling_due_in_a_turn_runs_in_a_pass_of_its_own(qtbot):
         assert not collected_at  # none ran inside the turn
         step_passes.append(len(passes))
 
-    assert gc.isenabled()
-    paid = TURN_GATE.collections_paid
-    done = []
-    gc.collect()
+    def run(steps) -> None:
+        done = []
+        turns = InTurns(steps, done=lambda: done.append(True)).start()  # noqa: F841 (kept)
+        qtbot.waitUntil(lambda: bool(done), timeout=5_000)
+
+    thresholds = gc.get_threshold()
+    gc.collect()  # all counts 0: no full collection can be next
     gc.callbacks.append(callback)
     try:
-        turns = InTurns([alone(making_objects), alone(lambda: step_passes.append(len(passes)))],  # noqa: F841
-                        done=lambda: done.append(True)).start()
-        qtbot.waitUntil(lambda: bool(done), timeout=5_000)
+        paid = TURN_GATE.collections_paid
+        run([alone(making_objects)])
+        assert TURN_GATE.collections_paid == paid and gc.isenabled()
+        assert collected_at and collected_at[0] == (step_passes[1], 0)  # at the turn's end, same pass
+
+        gc.set_threshold(thresholds[0], 1, 1)  # a full collection after two of the middle one
+        while gc.get_count()[2] <= 1:  # ... brought to where the oldest generation is next
+            kept.extend([i] for i in range(thresholds[0] // 4))
+        collected_at.clear()
+        step_passes.clear()
+        run([alone(making_objects), alone(lambda: step_passes.append(len(passes)))])
+        assert gc.isenabled()  # given back
+        assert TURN_GATE.collections_paid == paid + 1
+        assert collected_at and collected_at[0][0] > step_passes[1]  # after the turn, in a later pass
+        assert step_passes[2] > collected_at[0][0]  # and before the next step, not in its pass
     finally:
+        gc.set_threshold(*thresholds)
         gc.callbacks.remove(callback)
         timer.stop()
-    assert gc.isenabled()  # given back
-    assert TURN_GATE.collections_paid == paid + 1
-    assert collected_at and collected_at[0] > step_passes[1]  # after the turn, in a later pass
-    assert step_passes[2] > collected_at[0]  # and before the next step, not in its pass

@@ -69,11 +69,18 @@ def test_maps_leave_five_viewers_with_one_collection_after_all_left(make_napari_
 
 def test_withdrawn_maps_are_off_the_screen_at_once_and_leave_one_per_turn(make_napari_viewer, qtbot):
     """The case switch (issue 15): the last case's maps are hidden and emptied in the switch's
-    turn, and leave their lists one per event-loop turn; two removals started back to back
-    share one collection, made after the last map left, with napari's own ones skipped."""
+    turn, and leave their lists one per event-loop turn; a removal started while one runs queues
+    behind it; a collection comes after every MAPS_PER_COLLECTION maps and after each removal's
+    last, in a turn of its own, and napari's own per-removal ones are skipped."""
     from qtpy.QtCore import QTimer
 
-    from napari_harm3._qt.layer_removal import WITHDRAWN, is_withdrawn, remove_in_turns, removals_under_way
+    from napari_harm3._qt.layer_removal import (
+        MAPS_PER_COLLECTION,
+        WITHDRAWN,
+        is_withdrawn,
+        remove_in_turns,
+        removals_under_way,
+    )
     from napari_harm3._qt.mri_grid import MriGrid
 
     viewer = make_napari_viewer(show=True)
@@ -94,13 +101,14 @@ def test_withdrawn_maps_are_off_the_screen_at_once_and_leave_one_per_turn(make_n
     for holder in [viewer.layers] + [grid.layers(key) for key in keys]:
         holder.events.removed.connect(lambda event: left_at.append(len(passes)))
     collections = []
-    callback = _full_collections(lambda: collections.append(len(left_at)))
+    callback = _full_collections(lambda: collections.append((len(left_at), len(passes))))
     gc.disable()  # only the explicit collections count
     gc.callbacks.append(callback)
     try:
         ticker.start()
-        remove_in_turns([(viewer.layers, heatmaps[:2])])
-        remove_in_turns([(viewer.layers, heatmaps[2:])] + [(grid.layers(key), [cams[key]]) for key in keys])
+        first = remove_in_turns([(viewer.layers, heatmaps[:2])])
+        second = remove_in_turns([(viewer.layers, heatmaps[2:])] + [(grid.layers(key), [cams[key]]) for key in keys])
+        assert second is first  # queued behind it
         everything = heatmaps + list(cams.values())
         # in this turn: all off the screen and empty, nothing of case A left in them; none gone yet
         assert all(not layer.visible and is_withdrawn(layer) for layer in everything)
@@ -116,7 +124,9 @@ def test_withdrawn_maps_are_off_the_screen_at_once_and_leave_one_per_turn(make_n
     assert not any(cams[key] in grid.layers(key) for key in keys)
     assert len(left_at) == len(heatmaps) + len(keys)
     assert len(set(left_at)) == len(left_at)  # one removal per pass of the event loop
-    assert collections == [len(left_at)]  # one collection, after the last left (none of napari's)
+    assert MAPS_PER_COLLECTION == 3
+    assert [n for n, _ in collections] == [2, 5, 7]  # the first removal's two, then every three (none of napari's)
+    assert not set(p for _, p in collections) & set(left_at)  # each in a pass without a removal
     assert napari_canvas.gc is gc
     assert remove_in_turns([(viewer.layers, heatmaps)]) is None  # gone already: nothing to do
     grid.close_viewers()

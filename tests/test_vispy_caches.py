@@ -175,3 +175,34 @@ def test_an_image_visual_takes_the_read_once_kernels():
     visual = ImageVisual(np.zeros((4, 4), np.float32))
     assert vispy_caches.SPATIAL_FILTERS.hits > hits
     assert visual._kerneltex.shape[:2] == vispy_caches.SPATIAL_FILTERS[True][0].shape[:2]
+
+
+@pytest.mark.gui
+def test_a_programs_active_variables_are_what_opengl_answers_asked_once_per_source(make_napari_viewer, qtbot):
+    """Two image layers link programs of the same source: OpenGL is asked for the second's
+    active variables no more, and every linked program's memo answer is OpenGL's own."""
+    vispy_caches.install()
+    viewer = make_napari_viewer(show=True)
+    canvas = viewer.window._qt_viewer.canvas._scene_canvas
+    rng = np.random.default_rng(3)
+    hits = vispy_caches.ACTIVE_VARIABLES.hits
+    compared = []
+
+    def compare(event):  # in the draw: the canvas's context is current
+        for program in list(canvas.context.shared.parser._objects.values()):
+            if isinstance(program, glir.GlirProgram) and program._linked and getattr(program, "harm3_sources", None):
+                asked = glir.GlirProgram._get_active_attributes_and_uniforms.__wrapped__(program)
+                compared.append((program._get_active_attributes_and_uniforms(), asked))
+
+    viewer.add_image(rng.random((16, 16)).astype(np.float32), name="first")
+    qtbot.wait(200)
+    viewer.add_image(rng.random((16, 16)).astype(np.float32), name="second")
+    viewer.add_points(np.array([[2.0, 2.0], [9.0, 5.0]]), name="points")  # programs of other sources
+    qtbot.wait(200)
+    canvas.events.draw.connect(compare, position="last")
+    canvas.update()
+    qtbot.waitUntil(lambda: bool(compared), timeout=10_000)
+    canvas.events.draw.disconnect(compare)
+    assert vispy_caches.ACTIVE_VARIABLES.hits > hits  # the second layer's programs: from the memo
+    assert all(memo == asked and memo is not asked for memo, asked in compared)
+    assert len({frozenset(asked) for _, asked in compared}) > 1  # programs of other sources: their own answers

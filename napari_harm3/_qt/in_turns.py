@@ -24,8 +24,10 @@ run per pass and the runners take turns in the order they waited.
 Python's own garbage collections come when enough objects have been made: with a case open a
 full one walks ~200,000 objects (40–90 ms on 2 cores), and a turn making a napari layer makes
 enough objects to set one off inside it (a heatmap's layer, 60–90 ms, became a 150 ms freeze).
-The gate keeps collections out of turns: a collection that falls due during a turn runs in a
-pass of its own right after it, with Python's own rules for which generations it takes.
+The gate keeps full collections out of turns: one that may fall due during a turn (Python's
+counts say the oldest generation is next) runs in a pass of its own right after it, with Python's
+own rules for which generations it takes; a young generation's collection (a few ms) runs at the
+turn's end, as it would have.
 """
 
 from __future__ import annotations
@@ -164,10 +166,12 @@ class TurnGate:
         try:
             yield
         finally:
-            if gc.get_count()[0] > gc.get_threshold()[0]:  # the next allocation would collect
+            count, threshold = gc.get_count(), gc.get_threshold()
+            if count[0] > threshold[0] and count[2] > threshold[2]:  # the next allocation would
+                # collect, and may take the oldest generation (every object: ~40–90 ms)
                 self.collection_owed = True
                 QTimer.singleShot(TURN_MS, self._pay_when_free)  # also when no runner asks again
-            else:
+            else:  # none due, or a young generation's (a few ms): now, as Python would
                 gc.enable()
 
     def _pay_when_free(self) -> None:
@@ -256,6 +260,14 @@ class InTurns(QObject):
         self._timer.stop()
         self._steps.clear()
         self._end(None, completed=False)
+
+    def extend(self, steps: Iterable[Callable[[], None]]) -> bool:
+        """Add ``steps`` after the ones still to run; False when this runner has ended (start
+        another one)."""
+        if not self.running:
+            return False
+        self._steps.extend(steps)
+        return True
 
     def run_now(self) -> None:
         """Run the steps (the remaining ones, if started) at once, in this turn."""

@@ -11,7 +11,11 @@ OpenGL but Python, doing again what it had done for the canvas before
 - every shader program's source was scanned with regular expressions for its variables
   (``gloo.Program._parse_variables_from_code``: 100 programs, 0.84 s), and converted for desktop
   GL line by line (``gloo.glir.convert_shader``: 0.13 s), though the four panels' programs have
-  the same source.
+  the same source;
+- every program, once linked, asked OpenGL for each of its active attributes and uniforms, one
+  PyOpenGL call each (``GlirProgram._get_active_attributes_and_uniforms``: ~220 calls, ~15 ms for
+  the eight programs of a panel's edge letters): the answer depends on the shaders' sources only
+  (the memo is keyed by them, as compiled).
 
 Each is a pure function of its input, so a memo keyed by that input gives the very same result
 (``tests/test_vispy_caches.py`` compares them with the uncached functions). The glyph memo keeps
@@ -83,6 +87,7 @@ class _Memo(OrderedDict):
 
 GLYPHS = _Memo(MAX_GLYPHS)
 SHADER_VARIABLES = _Memo(MAX_SHADERS)
+ACTIVE_VARIABLES = _Memo(MAX_SHADERS)
 DESKTOP_SHADERS = _Memo(MAX_SHADERS)
 #: each mesh's last pass-through colour function (gone with the mesh)
 PASS_THROUGH = weakref.WeakKeyDictionary()
@@ -151,6 +156,40 @@ def _kept_pass_through(original):
     return _build_color_transform
 
 
+def _noting_source(original):
+    def set_data(self, offset, code):
+        self.harm3_source = None  # unknown until compiled
+        result = original(self, offset, code)
+        self.harm3_source = code  # what the shader was compiled from
+        return result
+
+    set_data.__wrapped__ = original
+    return set_data
+
+
+def _noting_sources(original):
+    def link_program(self):
+        sources = tuple(getattr(shader, "harm3_source", None) for shader in self._attached_shaders)
+        # what the program is linked from, for the memo below (None: not known)
+        self.harm3_sources = sources if sources and None not in sources else None
+        return original(self)
+
+    link_program.__wrapped__ = original
+    return link_program
+
+
+def _cached_active_variables(original):
+    def _get_active_attributes_and_uniforms(self):
+        sources = getattr(self, "harm3_sources", None)
+        if sources is None:  # linked some other way: ask OpenGL
+            return original(self)
+        # a new set each time: the program strikes each variable off as it is set
+        return set(ACTIVE_VARIABLES.lookup(sources, lambda: frozenset(original(self))))
+
+    _get_active_attributes_and_uniforms.__wrapped__ = original
+    return _get_active_attributes_and_uniforms
+
+
 #: the modules that call ``load_spatial_filters`` by the name they imported
 KERNEL_READERS = (vispy.visuals.image, vispy.visuals.volume, vispy.visuals.text.text, qt_font)
 SPATIAL_FILTERS = _Memo(4)
@@ -181,6 +220,12 @@ def install() -> None:
     Program._parse_variables_from_code = _cached_parse(_INSTALLED["parse"])
     glir.convert_shader = _cached_convert(_INSTALLED["convert_shader"])
     MeshVisual._build_color_transform = _kept_pass_through(_INSTALLED["mesh_color_transform"])
+    _INSTALLED["shader_data"] = glir.GlirShader.set_data
+    _INSTALLED["link_program"] = glir.GlirProgram.link_program
+    _INSTALLED["active_variables"] = glir.GlirProgram._get_active_attributes_and_uniforms
+    glir.GlirShader.set_data = _noting_source(_INSTALLED["shader_data"])
+    glir.GlirProgram.link_program = _noting_sources(_INSTALLED["link_program"])
+    glir.GlirProgram._get_active_attributes_and_uniforms = _cached_active_variables(_INSTALLED["active_variables"])
     _INSTALLED["load_spatial_filters"] = vispy.visuals.image.load_spatial_filters
     cached = _cached_spatial_filters(_INSTALLED["load_spatial_filters"])
     for module in KERNEL_READERS:

@@ -127,6 +127,21 @@ def test_three_planes_of_one_volume_linked_by_the_world_point(make_views, qtbot)
     grid.layers("t1_pre").remove(added)
     assert not any(layer.data is added.data for c in view.panels.values() for layer in c.model.layers)
 
+    # a map of the case withdrawn (the case closes; it leaves its list in a later turn): its
+    # copies here are off the screen and empty at once, and leave with it
+    from napari_harm3._qt.layer_removal import is_withdrawn, remove_in_turns, removals_under_way
+
+    cam = grid.add_overlay("t1_pre", np.ones(source.data.shape, np.float32), kind="image", name="Grad-CAM",
+                           metadata={"harm3_case": "A"})
+    copies = [layer for c in view.panels.values() for layer in c.model.layers if layer.data is cam.data]
+    assert len(copies) == 3 and all(copy.visible for copy in copies)
+    remove_in_turns([(grid.layers("t1_pre"), [cam])])
+    assert cam in grid.layers("t1_pre")  # still in its list, this turn
+    assert all(is_withdrawn(copy) and not copy.visible and not copy.data.any() for copy in copies)
+    assert not any(layer.metadata.get("harm3_case") == "A" for c in view.panels.values() for layer in c.model.layers)
+    qtbot.waitUntil(lambda: not removals_under_way(), timeout=10_000)
+    assert not any(copy in c.model.layers for c in view.panels.values() for copy in copies)
+
     # another volume, then a case switch: nothing of the previous case stays
     view.choose("t2_pre")
     assert view.panels["axial"].volume_layer.data is grid.panels["t2_pre"].volume_layer.data

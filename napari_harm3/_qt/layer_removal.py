@@ -34,12 +34,13 @@ from typing import Iterable, Optional
 
 import napari._vispy.canvas as napari_canvas
 import numpy as np
+from psygnal import Signal
 
 from .in_turns import InTurns, alone
 
 #: ``harm3_kind`` of a withdrawn layer: hidden, empty, waiting in its list to leave
 WITHDRAWN = "withdrawn"
-#: defer napari's per-removal collection to one after the last removal (not on Windows: above)
+#: defer napari's per-removal collection to turns of its own, every few maps (not on Windows: above)
 DEFER_COLLECTION = sys.platform != "win32"
 #: withdrawn maps collected this many at a time: a collection walks every object (~40–60 ms with
 #: a case run) and frees ~10,000 a map (~5 ms): nine maps at once took ~100 ms on 2 cores
@@ -67,7 +68,7 @@ class _CollectOnce:
 
 class _CollectNone(_CollectOnce):
     """``gc`` as napari's canvas module sees it while a withdrawn layer leaves: no collection
-    (one comes in a turn of its own after the last, :func:`remove_in_turns`)."""
+    (they come in turns of their own, :func:`remove_in_turns`)."""
 
     def collect(self, generation: int = 2) -> int:
         return 0
@@ -104,14 +105,23 @@ def remove_layers(removals: Iterable[tuple]) -> int:
     return sum(len(layers) for _, layers in removals)
 
 
-def withdraw(layer) -> None:
+class _Withdrawals:
+    #: a layer was withdrawn (views showing copies of it withdraw them too: the three planes)
+    withdrawn = Signal(object)
+
+
+WITHDRAWALS = _Withdrawals()
+
+
+def withdraw(layer, keep: dict | None = None) -> None:
     """Take an image layer off the screen and let go of what it showed: hidden (napari slices,
     uploads and paints nothing for a hidden layer), its data zeros of the same shape and dtype
-    (so shown again it shows nothing), its metadata only :data:`WITHDRAWN`."""
+    (so shown again it shows nothing), its metadata only :data:`WITHDRAWN` (and ``keep``)."""
     layer.visible = False
     if not getattr(layer, "multiscale", False):
         layer.data = np.zeros(layer.data.shape, dtype=layer.data.dtype)
-    layer.metadata = {"harm3_kind": WITHDRAWN}
+    layer.metadata = {**(keep or {}), "harm3_kind": WITHDRAWN}
+    WITHDRAWALS.withdrawn.emit(layer)
 
 
 def is_withdrawn(layer) -> bool:

@@ -38,7 +38,7 @@ from .orientation_labels import (
     fit_clear_of_letters,
     show_plane_letters,
 )
-from .layer_removal import WITHDRAWN
+from .layer_removal import WITHDRAWALS, WITHDRAWN, withdraw
 from .polygon_tool import defer_polygon_tool
 from .reading_mouse import install_reading_mouse
 
@@ -104,6 +104,12 @@ class PlaneCanvas:
         """Show grid layer ``layer`` (a mask or a map) over the volume, on its own array."""
         self.model.add_layer(_shared_copy(layer))
         self.model.layers.selection.active = self.volume_layer
+
+    def withdraw_extra(self, layer) -> None:
+        """Grid layer ``layer`` was withdrawn (a closed case's map, leaving its list in a later
+        turn): its copies here are withdrawn now too (hidden and emptied; they leave with it)."""
+        for copy in [c for c in self.model.layers if c.metadata.get(SOURCE_KEY) == id(layer)]:
+            withdraw(copy, keep={SOURCE_KEY: id(layer)})
 
     def remove_extra(self, layer) -> None:
         """Stop showing grid layer ``layer``."""
@@ -174,6 +180,8 @@ class ThreePlaneView(QWidget):
                                       (panel.model.layers.events.inserted, self._on_grid_layer_inserted)):
                 emitter.connect(callback)
                 self._connections.append((emitter, callback))
+        WITHDRAWALS.withdrawn.connect(self._on_withdrawn)
+        self._connections.append((WITHDRAWALS.withdrawn, self._on_withdrawn))
         self.refresh_selector()
 
     # -- building ---------------------------------------------------------------------
@@ -258,6 +266,11 @@ class ThreePlaneView(QWidget):
             self.clear()  # the case switches: nothing of it stays here
         if any(event.value is p.volume_layer for p in self.grid.panels.values()):
             self.refresh_selector()
+
+    def _on_withdrawn(self, layer) -> None:
+        """A grid map was withdrawn (its case closed): not shown here one turn longer."""
+        for canvas in self.panels.values():
+            canvas.withdraw_extra(layer)
 
     def _on_source_changed(self, event=None) -> None:
         self.clear()

@@ -8,7 +8,7 @@ from qtpy.QtGui import QGuiApplication
 from vispy.visuals.text.text import SDFRendererCPU
 
 from napari_harm3._qt import vispy_caches
-from napari_harm3._qt.warm_up import WARM_GLYPHS, warm_glyphs
+from napari_harm3._qt.warm_up import WARM_GLYPHS, warm_glyphs, warm_opengl
 
 pytestmark = pytest.mark.gui
 
@@ -26,3 +26,10 @@ def test_the_panels_text_finds_its_glyphs_in_the_memo_after_warming(qapp):
         glyph = font[char]
         assert glyph["size"][0] > 0 and glyph["size"][1] > 0
     assert vispy_caches.GLYPHS.misses == misses  # every field came from the memo
+
+
+def test_the_opengl_warm_up_compiles_links_and_draws_its_program(qapp):
+    """The driver's compiler is set up at start by a real draw: the pixel read back is the
+    texture's colour (a program that failed to compile, link or draw would not give it)."""
+    assert warm_opengl((10, 200, 30, 255)) == (10, 200, 30, 255)
+    assert warm_opengl((250, 5, 90, 255)) == (250, 5, 90, 255)  # drawn again, not a leftover

@@ -258,3 +258,71 @@ def test_a_full_collection_falling_due_in_a_turn_runs_in_a_pass_of_its_own(qtbot
         gc.set_threshold(*thresholds)
         gc.callbacks.remove(callback)
         timer.stop()
+
+
+def _two_panels(make_napari_viewer):
+    from napari_harm3._qt.mri_grid import MriGrid
+
+    viewer = make_napari_viewer(show=True)
+    grid = MriGrid()
+    viewer.window.add_dock_widget(grid, name="MRI", area="right")
+    first, second = list(grid.panels)[:2]
+    for key in (first, second):
+        grid.model(key).add_image(np.random.default_rng(0).random((12, 12)).astype(np.float32))
+    canvases = [grid.qt_viewer(key).canvas._scene_canvas for key in (first, second)]
+    return grid, grid.model(first).layers[0], canvases
+
+
+def test_a_canvas_asked_to_repaint_during_a_paint_turn_paints_in_a_later_pass(make_napari_viewer, qtbot):
+    """Linked canvases: one's paint makes another ask for a repaint (napari's view links). That
+    paint is held too and made in a turn of its own (in the same pass, the two rounds of paints
+    were one freeze of ~105 ms when a case is placed)."""
+    grid, layer, (painted, linked) = _two_panels(make_napari_viewer)
+    qtbot.wait(300)
+    timer, passes = _passes()
+    draws = []
+    asked = []
+
+    def on_painted(event):
+        draws.append(("painted", len(passes)))
+        if not asked:  # as a linked view would, once
+            asked.append(True)
+            linked.update()
+
+    painted.events.draw.connect(on_painted, position="last")
+    linked.events.draw.connect(lambda event: draws.append(("linked", len(passes))), position="last")
+    done = []
+    turns = InTurns([alone(lambda: setattr(layer, "opacity", 0.4)), alone(lambda: None)],  # noqa: F841
+                    done=lambda: done.append(True)).start()
+    qtbot.waitUntil(lambda: bool(done) and any(n == "linked" for n, _ in draws), timeout=5_000)
+    timer.stop()
+    painted_at = next(p for n, p in draws if n == "painted")
+    linked_at = next(p for n, p in draws if n == "linked")
+    assert linked_at > painted_at  # not in the paint turn's pass
+    grid.close_viewers()
+
+
+def test_canvases_asking_at_every_paint_do_not_keep_the_steps_from_running(make_napari_viewer, qtbot):
+    """Two canvases that ask each other for a repaint at every paint: the steps still run, a
+    paint turn never follows a paint turn."""
+    grid, layer, (one, other) = _two_panels(make_napari_viewer)
+    qtbot.wait(300)
+
+    def one_drawn(event):
+        other.update()
+
+    def other_drawn(event):
+        one.update()
+
+    one.events.draw.connect(one_drawn, position="last")
+    other.events.draw.connect(other_drawn, position="last")
+    done, ran = [], []
+    try:
+        steps = [alone(lambda i=i: (ran.append(i), setattr(layer, "opacity", 0.3 + 0.1 * i))) for i in range(4)]
+        turns = InTurns(steps, done=lambda: done.append(True)).start()  # noqa: F841 (kept)
+        qtbot.waitUntil(lambda: bool(done), timeout=5_000)
+    finally:
+        one.events.draw.disconnect(one_drawn)
+        other.events.draw.disconnect(other_drawn)
+    assert ran == [0, 1, 2, 3]
+    grid.close_viewers()

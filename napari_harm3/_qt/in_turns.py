@@ -52,8 +52,16 @@ TURN_BUDGET_MS = 40
 
 def alone(step: Callable[[], None]) -> Callable[[], None]:
     """Mark ``step`` as costly (a new napari layer, a view fit of four canvases): it gets a turn
-    of its own, never shared with the cheap steps before or after it."""
-    step.own_turn = True
+    of its own, never shared with the cheap steps before or after it. A callable that takes no
+    attribute (a bound method, a builtin) is wrapped."""
+    try:
+        step.own_turn = True
+    except AttributeError:
+        def wrapped() -> None:
+            step()
+
+        wrapped.own_turn = True
+        return wrapped
     return step
 
 
@@ -104,10 +112,13 @@ class HeldPaints:
 
     def paint(self) -> int:
         """Repaint the noted canvases now: their requests passed on and their windows' update
-        requests delivered in this call. Returns how many windows painted."""
+        requests delivered in this call. A canvas that asks again while it paints (napari's
+        draw refreshing a layer after a view change) is noted, to paint in a later turn: the
+        second round of paints was the same freeze. Returns how many windows painted."""
         windows = self.release()
-        for window in windows:
-            QCoreApplication.sendPostedEvents(window, QEvent.Type.UpdateRequest)
+        with self.hold():
+            for window in windows:
+                QCoreApplication.sendPostedEvents(window, QEvent.Type.UpdateRequest)
         return len(windows)
 
 
@@ -223,7 +234,12 @@ def paints_held():
             yield
     finally:
         if HELD_PAINTS.depth == 0 and HELD_PAINTS.pending:
-            QTimer.singleShot(TURN_MS, HELD_PAINTS.paint)
+            QTimer.singleShot(TURN_MS, _paint_then_release)
+
+
+def _paint_then_release() -> None:
+    HELD_PAINTS.paint()
+    HELD_PAINTS.release()  # asked again while painting: Qt paints them, in a later pass
 
 
 class InTurns(QObject):
@@ -242,6 +258,7 @@ class InTurns(QObject):
         self._failed = failed
         self.running = False
         self.ended = False
+        self._painted_last = False
         # the timer is this object's child: deleted with it, it never fires into a closed window
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
@@ -296,10 +313,14 @@ class InTurns(QObject):
             TURN_GATE.ran(self)
 
     def _turn(self, schedule: bool) -> None:
-        if schedule and HELD_PAINTS.pending:  # the last turn's paints: a turn of their own
+        # the last turn's paints: a turn of their own (not two in a row: a canvas that asks
+        # again at every paint must not keep the steps from running)
+        if schedule and HELD_PAINTS.pending and not self._painted_last:
             HELD_PAINTS.paint()
+            self._painted_last = True
             self._timer.start()
             return
+        self._painted_last = False
         if not self._steps:
             self._end(None, completed=True)
             return

@@ -28,7 +28,8 @@ from types import SimpleNamespace
 from typing import Optional
 
 from napari.settings import get_settings
-from qtpy.QtCore import QTimer
+
+from .in_turns import InTurns, alone
 
 #: what this module uses of napari's ``QtLayerControlsContainer``
 NEEDED = ("_add", "_remove", "_populate", "widgets", "empty_widget", "viewer", "setCurrentWidget")
@@ -42,6 +43,7 @@ class LazyLayerControls:
         self.layers = container.viewer.layers
         self.made = 0  # widgets made here (the tests count them)
         self._queued = False
+        self._making: Optional[InTurns] = None  # the widget being made, in a turn of its own
         events, selection = self.layers.events, self.layers.selection.events
         events.inserted.disconnect(container._add)
         events.removed.disconnect(container._remove)
@@ -57,14 +59,15 @@ class LazyLayerControls:
         active = self.layers.selection.active
         if active is not None and active not in self.container.widgets:
             self.container.setCurrentWidget(self.container.empty_widget)
-            if not self._queued:
-                self._queued = True
-                QTimer.singleShot(0, self._make_for_active)
+            if not self._queued:  # in a turn of its own, after the paints (a slide's first
+                self._queued = True  # paint and its controls were one freeze of ~130 ms)
+                self._making = InTurns([alone(self._make_for_active)]).start()
             return
         self.container._populate()
 
     def _make_for_active(self) -> None:
         self._queued = False
+        self._making: Optional[InTurns] = None  # the widget being made, in a turn of its own
         active = self.layers.selection.active
         if active is None or active not in self.layers:
             return

@@ -74,8 +74,9 @@ WARM_SIZE = 8
 def warm_opengl(colour=(10, 200, 30, 255)):
     """Compile, link and draw :data:`WARM_VERTEX` / :data:`WARM_FRAGMENT` (a texture of
     ``colour``) in an offscreen context, through vispy's own OpenGL bindings; returns the pixel
-    drawn at the centre (RGBA), or None where no context could be made (the first paint then
-    sets the compiler up, as before)."""
+    drawn at the centre (RGBA), or None where no context could be made or the driver refused
+    the program (the first paint then sets the compiler up, as before: a warm-up never stops the
+    window from starting)."""
     context = QOpenGLContext()
     if not context.create():
         return None
@@ -89,6 +90,8 @@ def warm_opengl(colour=(10, 200, 30, 255)):
         target.bind()
         try:
             return _draw_once(np.asarray(colour, np.uint8))
+        except Exception:  # noqa: BLE001 — a driver without this GLSL (or a GL error): no warm-up
+            return None
         finally:
             target.release()
     finally:
